@@ -1,0 +1,10 @@
+"""Requests, ragged batches, KV caches and the scheduler."""
+
+from .batch_builder import RaggedBatch, Segment, build_batch, padding_waste, ragged_causal_mask, ragged_mask
+from .kv_cache import BlockAllocator, DenseKVCache, KVCache, KVUsage, PagedKVCache
+from .request import Request, RequestState
+from .scheduler import Scheduler, StepStats
+
+__all__ = ["RaggedBatch", "Segment", "build_batch", "padding_waste", "ragged_causal_mask",
+           "ragged_mask", "BlockAllocator", "DenseKVCache", "KVCache", "KVUsage", "PagedKVCache",
+           "Request", "RequestState", "Scheduler", "StepStats"]

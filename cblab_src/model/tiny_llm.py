@@ -1,0 +1,209 @@
+"""TinyLLM: a genuine decoder-only transformer in numpy, small enough to read in one sitting.
+
+Token embedding + sinusoidal position encoding (from each token's position in *its own*
+sequence) -> ``n_layers`` x [pre-norm multi-head causal attention + pre-norm MLP, each with a
+residual] -> final norm -> LM head. The weights are random (seeded): the model writes
+nonsense, but every number it computes is the number a trained model's arithmetic would
+compute, which is all the batching machinery can see.
+
+Two ways to run it:
+
+* :meth:`TinyLLM.forward_prefill_dense` — one sequence, no cache, plain causal attention.
+  :meth:`TinyLLM.generate` uses only this path, recomputing the whole sequence for each new
+  token: slow, obviously correct, and the reference every batched run is checked against.
+* :meth:`TinyLLM.forward_step` — one scheduler step: a ragged batch of prefill chunks and
+  decode tokens from many requests, reading and writing a KV cache (dense or paged). Each
+  weight is applied with ONE matmul over all tokens of the step: that is what makes batching
+  pay off on real hardware.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validate import non_negative_int, positive_int, token_ids
+from ..attention.dense_attention import causal_mask, masked_attention
+from ..attention.ragged_attention import AttentionFn, segmented_attention
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """One decoder layer's parameters (``d`` = d_model, ``f`` = 4 d)."""
+
+    ln1_gain: np.ndarray   # (d,)
+    ln1_bias: np.ndarray   # (d,)
+    w_qkv: np.ndarray      # (d, 3d): queries, keys and values in one matmul
+    w_out: np.ndarray      # (d, d)
+    ln2_gain: np.ndarray   # (d,)
+    ln2_bias: np.ndarray   # (d,)
+    w_up: np.ndarray       # (d, f)
+    w_down: np.ndarray     # (f, d)
+
+
+@dataclass(frozen=True)
+class PrefillOutput:
+    """What a dense prefill of ``T`` tokens computes."""
+
+    logits: np.ndarray        # (T, vocab): row t predicts token t + 1
+    keys: list[np.ndarray]    # per layer, (T, H, D)
+    values: list[np.ndarray]  # per layer, (T, H, D)
+
+    @property
+    def kv_len(self) -> int:
+        return self.keys[0].shape[0]
+
+
+def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Normalise each row of ``x (N, d)`` to zero mean and unit variance, then scale and shift."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gain + bias
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh approximation (as in GPT-2). Python-float constants keep ``x``'s dtype."""
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
+    """``(max_len, d_model)`` sin/cos position codes of "Attention Is All You Need"."""
+    pos = np.arange(max_len)[:, None]
+    freq = np.exp(-np.log(10000.0) * np.arange(0, d_model, 2) / d_model)
+    table = np.zeros((max_len, d_model))
+    table[:, 0::2] = np.sin(pos * freq)
+    table[:, 1::2] = np.cos(pos * freq)
+    return table
+
+
+class TinyLLM:
+    """A seeded random decoder-only transformer. Defaults run a chapter in seconds."""
+
+    def __init__(self, seed: int = 0, vocab_size: int = 128, d_model: int = 64, n_layers: int = 2,
+                 n_heads: int = 4, max_seq_len: int = 512, dtype=np.float64):
+        self.seed = non_negative_int("seed", seed)
+        self.vocab_size = positive_int("vocab_size", vocab_size)
+        self.d_model = positive_int("d_model", d_model)
+        self.n_layers = positive_int("n_layers", n_layers)
+        self.n_heads = positive_int("n_heads", n_heads)
+        self.max_seq_len = positive_int("max_seq_len", max_seq_len)
+        if d_model % n_heads:
+            raise ValueError(f"d_model must be divisible by n_heads, got d_model={d_model}, "
+                             f"n_heads={n_heads}")
+        self.head_dim = d_model // n_heads
+        self.dtype = np.dtype(dtype)
+        self._init_weights(np.random.default_rng(seed))
+
+    def _init_weights(self, rng: np.random.Generator) -> None:
+        d, f, cast = self.d_model, 4 * self.d_model, self.dtype.type
+
+        def normal(*shape, scale):
+            return (rng.standard_normal(shape) * scale).astype(self.dtype)
+
+        self.tok_emb = normal(self.vocab_size, d, scale=1.0)
+        self.pos_emb = sinusoidal_positions(self.max_seq_len, d).astype(self.dtype)
+        self.layers = [
+            LayerWeights(
+                ln1_gain=np.ones(d, self.dtype), ln1_bias=np.zeros(d, self.dtype),
+                w_qkv=normal(d, 3 * d, scale=d ** -0.5), w_out=normal(d, d, scale=d ** -0.5),
+                ln2_gain=np.ones(d, self.dtype), ln2_bias=np.zeros(d, self.dtype),
+                w_up=normal(d, f, scale=d ** -0.5), w_down=normal(f, d, scale=f ** -0.5),
+            )
+            for _ in range(self.n_layers)
+        ]
+        self.lnf_gain, self.lnf_bias = np.ones(d, self.dtype), np.zeros(d, self.dtype)
+        # A larger LM-head scale spreads the logits, so greedy decoding wanders more.
+        self.w_lm = normal(d, self.vocab_size, scale=cast(2.0) * d ** -0.5)
+
+    def __repr__(self) -> str:
+        return (f"TinyLLM(seed={self.seed}, vocab_size={self.vocab_size}, d_model={self.d_model}, "
+                f"n_layers={self.n_layers}, n_heads={self.n_heads}, "
+                f"max_seq_len={self.max_seq_len}, dtype={self.dtype.name})")
+
+    # ------------------------------------------------------------------ shared pieces
+    def embed(self, tokens: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """``(N,)`` token ids and positions -> ``(N, d)`` input vectors."""
+        return self.tok_emb[tokens] + self.pos_emb[positions]
+
+    def qkv(self, layer: LayerWeights, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pre-norm and project ``x (N, d)`` to ``q, k, v``, each ``(N, H, D)``."""
+        h = layer_norm(x, layer.ln1_gain, layer.ln1_bias) @ layer.w_qkv     # (N, 3d)
+        q, k, v = np.split(h, 3, axis=-1)
+        shape = (x.shape[0], self.n_heads, self.head_dim)
+        return q.reshape(shape), k.reshape(shape), v.reshape(shape)
+
+    def finish_layer(self, layer: LayerWeights, x: np.ndarray, attn: np.ndarray) -> np.ndarray:
+        """Output projection + residual, then the MLP block + residual. ``x, attn``: (N, d)."""
+        x = x + attn @ layer.w_out
+        h = layer_norm(x, layer.ln2_gain, layer.ln2_bias)
+        return x + gelu(h @ layer.w_up) @ layer.w_down
+
+    def lm_head(self, x: np.ndarray) -> np.ndarray:
+        """Final norm and vocabulary projection: ``(N, d) -> (N, vocab)``."""
+        return layer_norm(x, self.lnf_gain, self.lnf_bias) @ self.w_lm
+
+    # ------------------------------------------------------------------ phase 1: dense prefill
+    def forward_prefill_dense(self, tokens: Sequence[int],
+                              attend: AttentionFn = masked_attention) -> PrefillOutput:
+        """Run one whole sequence with plain causal attention and no cache.
+
+        Returns the logits of every position and the K/V every layer would cache, so
+        ``forward_prefill_dense(prompt).kv_len == len(prompt)``.
+        """
+        ids = np.asarray(self.check_tokens("tokens", tokens))
+        if len(ids) > self.max_seq_len:
+            raise ValueError(f"tokens has length {len(ids)} > max_seq_len {self.max_seq_len}")
+        x = self.embed(ids, np.arange(len(ids)))
+        keys, values = [], []
+        for layer in self.layers:
+            q, k, v = self.qkv(layer, x)
+            attn = attend(q, k, v, causal_mask(len(ids)))                  # (T, H, D)
+            x = self.finish_layer(layer, x, attn.reshape(len(ids), -1))
+            keys.append(k)
+            values.append(v)
+        return PrefillOutput(self.lm_head(x), keys, values)
+
+    # ------------------------------------------------------------------ a scheduler step
+    def forward_step(self, batch, cache, attend: AttentionFn = masked_attention) -> np.ndarray:
+        """Run one ragged step against a KV cache; return logits of the sampling segments.
+
+        ``batch`` is a :class:`~cblab_src.core.batch_builder.RaggedBatch` whose segments the
+        cache has already been extended for (the scheduler owns memory). For every layer the
+        new K/V are written to the cache, then each segment attends over its request's whole
+        cached context. Returns ``(S, vocab)`` logits, one row per segment with ``samples``.
+        """
+        x = self.embed(batch.token_ids, batch.positions)                    # (N, d)
+        for li, layer in enumerate(self.layers):
+            q, k, v = self.qkv(layer, x)                                    # (N, H, D) each
+            for seg in batch.segments:
+                rows = slice(seg.offset, seg.offset + seg.length)
+                cache.write(li, seg.req_id, seg.start_pos, k[rows], v[rows])
+            contexts = [cache.read(li, seg.req_id) for seg in batch.segments]
+            attn = segmented_attention(q, batch.cu_seqlens, contexts, attend)
+            x = self.finish_layer(layer, x, attn.reshape(batch.num_tokens, -1))
+        last = [s.offset + s.length - 1 for s in batch.segments if s.samples]
+        return self.lm_head(x[last])
+
+    # ------------------------------------------------------------------ the reference
+    def generate(self, prompt: Sequence[int], max_new_tokens: int) -> list[int]:
+        """Greedy continuation of one request alone, recomputing the full sequence per token.
+
+        No cache, no batching, no chunks: the reference the scheduler must reproduce exactly.
+        """
+        tokens = list(self.check_tokens("prompt", prompt))
+        n = non_negative_int("max_new_tokens", max_new_tokens)
+        if n and len(tokens) + n - 1 > self.max_seq_len:
+            raise ValueError(f"prompt length {len(tokens)} + max_new_tokens {n} - 1 exceeds "
+                             f"max_seq_len {self.max_seq_len}")
+        out: list[int] = []
+        for _ in range(n):
+            logits = self.forward_prefill_dense(tokens + out).logits[-1]
+            out.append(int(np.argmax(logits)))
+        return out
+
+    def check_tokens(self, name: str, tokens: Sequence[int]) -> tuple[int, ...]:
+        """Validate token ids against this model's vocabulary."""
+        return token_ids(name, tokens, vocab_size=self.vocab_size)

@@ -1,0 +1,239 @@
+"""ipywidgets explorers for the chapters: sliders -> ``simulate(params)`` -> ``draw(result)``.
+
+Every explorer is an :class:`Explorer`: a pure simulation function, a drawing function and a
+report function, wired to integer sliders. Moving a slider re-runs the simulation and redraws.
+``explorer.set(budget=8)`` does the same from code and returns the result, so a chapter (and
+nbval) can show what a slider move does as plain text.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+from IPython.display import display
+
+from ._validate import positive_int, require_int
+from .core.batch_builder import build_batch, padding_waste, ragged_causal_mask
+from .core.scheduler import Scheduler
+from .monitoring.metrics import MetricsCollector
+from .simulate import PoolSnapshot, simulate_schedule
+from .viz import plot_block_pool, plot_budget, plot_mask, plot_timeline
+from .workloads import Workload, random_workload
+
+
+def png_bytes(fig, dpi: int = 80) -> bytes:
+    """Render a figure to PNG. Widgets show pictures as ``Image`` values, not as cell output,
+    so moving a slider changes widget state only (and nbval sees no stray output)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class SliderSpec:
+    """An integer slider: its label, range and starting value."""
+
+    label: str
+    low: int
+    high: int
+    default: int
+
+    def check(self, name: str, value) -> int:
+        """Accept ``value`` only if it is an integer inside the slider's range."""
+        value = require_int(name, value, minimum=self.low)
+        if value > self.high:
+            raise ValueError(f"{name} must be <= {self.high} (the slider's maximum), got {value}")
+        return value
+
+
+class Explorer:
+    """Integer sliders driving ``simulate(**params) -> result``, ``draw(result) -> Figure``
+    and ``describe(result) -> str``."""
+
+    def __init__(self, simulate: Callable, draw: Callable, describe: Callable,
+                 sliders: dict[str, SliderSpec]):
+        self.simulate, self.draw, self.describe = simulate, draw, describe
+        self.specs = sliders
+        self.params = {name: spec.default for name, spec in sliders.items()}
+        self.result = simulate(**self.params)
+        self._sliders = {
+            name: widgets.IntSlider(value=spec.default, min=spec.low, max=spec.high,
+                                    description=spec.label, continuous_update=False,
+                                    style={"description_width": "initial"})
+            for name, spec in sliders.items()
+        }
+        for name, slider in self._sliders.items():
+            slider.observe(lambda change, name=name: self.set(**{name: change["new"]}), "value")
+        self._text = widgets.HTML()
+        self._plot = widgets.Image(format="png")
+        self.widget = widgets.VBox([widgets.HBox(list(self._sliders.values())), self._text,
+                                    self._plot])
+        self._render()
+
+    def set(self, **params):
+        """Move sliders from code: validate every value first, then simulate and redraw once."""
+        unknown = set(params) - set(self.specs)
+        if unknown:
+            raise TypeError(f"unknown parameter {sorted(unknown)[0]!r}; sliders are "
+                            f"{sorted(self.specs)}")
+        checked = {name: self.specs[name].check(name, v) for name, v in params.items()}
+        if all(self.params[k] == v for k, v in checked.items()):
+            return self.result
+        self.result = self.simulate(**{**self.params, **checked})
+        self.params.update(checked)
+        for name, value in checked.items():       # sync sliders without re-entering set()
+            slider = self._sliders[name]
+            if slider.value != value:
+                with slider.hold_trait_notifications():
+                    slider.unobserve_all("value")
+                    slider.value = value
+                    slider.observe(lambda c, name=name: self.set(**{name: c["new"]}), "value")
+        self._render()
+        return self.result
+
+    def report(self) -> str:
+        """The text shown above the figure, for the current settings."""
+        return self.describe(self.result)
+
+    def figure(self):
+        return self.draw(self.result)
+
+    def _render(self) -> None:
+        self._text.value = f"<pre>{self.report()}</pre>"
+        self._plot.value = png_bytes(self.figure())
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+# ---------------------------------------------------------------------- chapter 2: ragged batch
+def ragged_explorer(seed: int = 0) -> Explorer:
+    """Number of requests and longest prompt -> ragged mask heatmap and padding waste."""
+    def simulate(num_requests, max_len):
+        workload = random_workload(num_requests, prompt_len=(1, max_len), seed=seed)
+        return build_batch([(s.req_id, s.prompt, 0, True) for s in workload.specs])
+
+    def describe(batch):
+        lengths = [seg.length for seg in batch.segments]
+        waste = padding_waste(lengths)
+        return (f"lengths={lengths} ragged tokens={batch.num_tokens} "
+                f"padded tokens={len(lengths) * max(lengths)} padding waste={waste}")
+
+    return Explorer(simulate, lambda b: plot_mask(ragged_causal_mask(b.req_ids, b.positions),
+                                                  b.req_ids, b.positions), describe,
+                    {"num_requests": SliderSpec("requests", 1, 6, 3),
+                     "max_len": SliderSpec("longest prompt", 1, 10, 5)})
+
+
+# ---------------------------------------------------------------------- chapters 3-4: schedules
+def default_workload() -> Workload:
+    """The five requests chapters 3 and 4 schedule: mixed prompt lengths, staggered arrivals."""
+    return Workload.from_lengths([12, 5, 9, 3, 7], [4, 6, 3, 5, 4], [0, 0, 2, 3, 5], seed=3)
+
+
+def describe_run(run) -> str:
+    s = run.summary()
+    return (f"budget={run.max_tokens_per_step} chunk={run.prefill_chunk_size} "
+            f"steps={s['steps']} tokens/step={s['tokens_per_step']} "
+            f"mean TTFT={s['mean_ttft']} mean TPOT={s['mean_tpot']} (steps)")
+
+
+def _schedule_explorer(draw, workload: Workload | None, budget: int, chunk: int) -> Explorer:
+    workload = workload or default_workload()
+
+    def simulate(budget, chunk):
+        return simulate_schedule(workload, max_tokens_per_step=budget, prefill_chunk_size=chunk)
+
+    return Explorer(simulate, draw, describe_run,
+                    {"budget": SliderSpec("max_tokens_per_step", 1, 32, budget),
+                     "chunk": SliderSpec("prefill_chunk_size", 1, 32, chunk)})
+
+
+def budget_explorer(workload: Workload | None = None, budget: int = 8, chunk: int = 4) -> Explorer:
+    """Chapter 3: budget and chunk sliders -> tokens per step (decode solid, prefill hatched)."""
+    return _schedule_explorer(plot_budget, workload, budget, chunk)
+
+
+def timeline_explorer(workload: Workload | None = None, budget: int = 8, chunk: int = 4) -> Explorer:
+    """Chapter 4: budget and chunk sliders -> Gantt chart with TTFT/TPOT report."""
+    return _schedule_explorer(plot_timeline, workload, budget, chunk)
+
+
+# ---------------------------------------------------------------------- chapter 5: block pool
+def block_pool_explorer(workload: Workload | None = None, budget: int = 16,
+                        chunk: int = 8) -> Explorer:
+    """Chapter 5: block size and step sliders -> the paged pool at that step."""
+    workload = workload or default_workload()
+    runs = {}
+
+    def simulate(block_size, step):
+        if block_size not in runs:
+            runs[block_size] = simulate_schedule(workload, max_tokens_per_step=budget,
+                                                 prefill_chunk_size=chunk, block_size=block_size,
+                                                 record_pool=True)
+        run = runs[block_size]
+        return run.pool[min(step, run.num_steps - 1)], min(step, run.num_steps - 1)
+
+    def describe(result):
+        snap, step = result
+        return (f"step {step}: block_size={snap.block_size} used blocks={snap.used_blocks} "
+                f"tokens={int(snap.fill.sum())} empty slots in used blocks={snap.wasted_slots}")
+
+    return Explorer(simulate, lambda r: plot_block_pool(r[0]), describe,
+                    {"block_size": SliderSpec("block_size", 1, 32, 4),
+                     "step": SliderSpec("step", 0, 40, 5)})
+
+
+# ---------------------------------------------------------------------- chapter 9: live dashboard
+class Dashboard:
+    """Runs a scheduler step by step and shows throughput, queue length and KV use as it goes.
+
+    ``dash.advance(5)`` runs five steps from code (as the buttons do) and returns their stats.
+    """
+
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self.metrics = MetricsCollector()
+        self.history = []
+        self._text = widgets.HTML()
+        self._plot = widgets.Image(format="png")
+        step = widgets.Button(description="step")
+        run10 = widgets.Button(description="run 10 steps")
+        step.on_click(lambda _: self.advance(1))
+        run10.on_click(lambda _: self.advance(10))
+        self.widget = widgets.VBox([widgets.HBox([step, run10]), self._text, self._plot])
+        self._render()
+
+    def advance(self, n: int = 1) -> list:
+        """Run up to ``n`` steps (fewer if everything finishes)."""
+        n = positive_int("n", n)
+        new = self.scheduler.run(max_steps=n)
+        for stats in new:
+            self.metrics.record_step(**stats)
+        self.history.extend(new)
+        self._render()
+        return new
+
+    def report(self) -> str:
+        """Step, queue, running requests, KV blocks and tokens per step so far."""
+        s = self.scheduler
+        kv = s.kv_cache.usage()
+        summary = self.metrics.get_step_summary()
+        return (f"step={s.step_count} waiting={len(s.waiting)} running={len(s.running)} "
+                f"finished={len(s.finished)} kv_blocks={kv.used_blocks}/{kv.total_blocks} "
+                f"tokens/step={summary['tokens_per_step']:.2f}")
+
+    def figure(self):
+        from .viz.monitor import plot_monitor
+        return plot_monitor(self.history, self.scheduler.max_tokens_per_step)
+
+    def _render(self) -> None:
+        self._text.value = f"<pre>{self.report()}</pre>"
+        if self.history:
+            self._plot.value = png_bytes(self.figure())
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)

@@ -1,0 +1,267 @@
+"""KV caches: dense and paged layouts store the same numbers; the paged pool's block accounting."""
+
+import numpy as np
+import pytest
+
+from cblab_src import BlockAllocator, DenseKVCache, PagedKVCache
+
+L, H, D = 2, 2, 3   # layers, heads, head size
+
+
+def kv(rng, n):
+    """Random ``k, v``, each ``(n, H, D)``."""
+    return rng.standard_normal((n, H, D)), rng.standard_normal((n, H, D))
+
+
+def make_cache(layout, **kwargs):
+    if layout == "dense":
+        return DenseKVCache(n_layers=L, n_heads=H, head_dim=D)
+    return PagedKVCache(kwargs.get("block_size", 4), kwargs.get("num_blocks"),
+                        n_layers=L, n_heads=H, head_dim=D)
+
+
+def append(cache, req_id, ks, vs, layer_data):
+    """Extend ``req_id`` by ``len(ks[0])`` tokens and write them in every layer (as a step does)."""
+    start = cache.seq_len(req_id)
+    cache.extend(req_id, ks[0].shape[0])
+    for layer in range(L):
+        cache.write(layer, req_id, start, ks[layer], vs[layer])
+        layer_data[layer][0].append(ks[layer])
+        layer_data[layer][1].append(vs[layer])
+
+
+LAYOUTS = ["dense", "paged"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_read_returns_every_written_token_in_order(layout):
+    rng = np.random.default_rng(0)
+    cache = make_cache(layout, block_size=4)
+    written = {rid: [([], []) for _ in range(L)] for rid in "ab"}
+    cache.admit("a", 20)
+    cache.admit("b", 20)
+    # Interleave appends of two requests, in pieces of 3, 1, 5 and 1 tokens.
+    for n in (3, 1, 5, 1):
+        for rid in "ab":
+            pairs = [kv(rng, n) for _ in range(L)]
+            append(cache, rid, [p[0] for p in pairs], [p[1] for p in pairs], written[rid])
+    for rid in "ab":
+        assert cache.seq_len(rid) == 10
+        for layer in range(L):
+            k, v = cache.read(layer, rid)
+            assert k.shape == v.shape == (10, H, D)
+            np.testing.assert_array_equal(k, np.concatenate(written[rid][layer][0]))
+            np.testing.assert_array_equal(v, np.concatenate(written[rid][layer][1]))
+    assert len(cache) == 20
+    assert "a" in cache and "c" not in cache
+    assert cache.req_ids == ["a", "b"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_len_and_seq_len_count_extended_tokens(layout):
+    cache = make_cache(layout)
+    cache.admit(0, 10)
+    assert (len(cache), cache.seq_len(0)) == (0, 0)
+    cache.extend(0, 4)
+    cache.admit(1, 10)
+    cache.extend(1, 2)
+    cache.extend(0, 1)
+    assert (len(cache), cache.seq_len(0), cache.seq_len(1)) == (7, 5, 2)
+    cache.free(0)
+    assert len(cache) == 2 and 0 not in cache
+    with pytest.raises(KeyError):
+        cache.seq_len(0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_admitting_a_request_twice_is_refused(layout):
+    cache = make_cache(layout)
+    cache.admit("a", 3)
+    with pytest.raises(ValueError, match="req_id"):
+        cache.admit("a", 3)
+
+
+def test_dense_cache_is_append_only():
+    cache = DenseKVCache(n_layers=L, n_heads=H, head_dim=D)
+    k, v = kv(np.random.default_rng(1), 2)
+    cache.admit("a", 8)
+    cache.extend("a", 2)
+    cache.write(0, "a", 0, k, v)
+    with pytest.raises(AssertionError):
+        cache.write(0, "a", 0, k, v)             # overwrite position 0
+    cache.extend("a", 2)
+    with pytest.raises(AssertionError):
+        cache.write(0, "a", 3, k[:1], v[:1])     # leave a hole at position 2
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_writing_past_the_extended_length_is_refused(layout):
+    cache = make_cache(layout)
+    k, v = kv(np.random.default_rng(2), 3)
+    cache.admit("a", 8)
+    cache.extend("a", 2)
+    with pytest.raises(AssertionError):
+        cache.write(0, "a", 0, k, v)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_nbytes_counts_k_and_v_of_every_layer(layout):
+    cache = make_cache(layout)
+    cache.admit("a", 8)
+    cache.extend("a", 5)
+    assert cache.nbytes() == 5 * 2 * L * H * D * 8
+    assert DenseKVCache().nbytes() == 0 and PagedKVCache(4).nbytes() == 0   # accounting only
+
+
+def test_accounting_only_cache_refuses_read_and_write():
+    cache = PagedKVCache(4)
+    cache.admit("a", 4)
+    cache.extend("a", 1)
+    with pytest.raises(RuntimeError, match="n_layers"):
+        cache.read(0, "a")
+
+
+def test_paged_blocks_are_allocated_on_demand():
+    cache = PagedKVCache(block_size=4, num_blocks=8)
+    cache.admit("a", 12)
+    assert cache.block_tables["a"] == []            # admission reserves, does not allocate
+    cache.extend("a", 4)
+    assert cache.block_tables["a"] == [0]
+    cache.extend("a", 1)                            # 5 tokens -> 2 blocks
+    assert cache.block_tables["a"] == [0, 1]
+    cache.extend("a", 3)                            # 8 tokens still fit in 2 blocks
+    assert cache.block_tables["a"] == [0, 1]
+    cache.extend("a", 1)
+    assert cache.block_tables["a"] == [0, 1, 2]
+    assert [cache.blocks_for(n) for n in (0, 1, 4, 5, 8, 9)] == [0, 1, 1, 2, 2, 3]
+
+
+def test_paged_blocks_go_lowest_id_first_and_return_on_free():
+    cache = PagedKVCache(block_size=4, num_blocks=6)
+    cache.admit("a", 12)
+    cache.admit("b", 8)
+    cache.extend("a", 5)                 # a: [0, 1]
+    cache.extend("b", 3)                 # b: [2]
+    cache.extend("a", 4)                 # a: [0, 1, 3]
+    cache.extend("b", 2)                 # b: [2, 4]
+    assert cache.block_tables == {"a": [0, 1, 3], "b": [2, 4]}
+    cache.free("a")
+    assert "a" not in cache.block_tables
+    assert cache.usage().free_blocks == 4
+    cache.admit("c", 12)
+    cache.extend("c", 12)                # the lowest free ids again: 0, 1, 3
+    assert cache.block_tables["c"] == [0, 1, 3]
+
+
+def test_paged_reservation_accounting():
+    cache = PagedKVCache(block_size=4, num_blocks=4)
+    assert cache.can_admit(16) and not cache.can_admit(17)
+    cache.admit("a", 9)                  # 3 blocks promised, none allocated yet
+    u = cache.usage()
+    assert (u.used_blocks, u.free_blocks, u.reserved_blocks, u.available_blocks) == (0, 4, 3, 1)
+    assert cache.can_admit(4) and not cache.can_admit(5)     # 1 block left unpromised
+    cache.extend("a", 5)                 # allocates 2 blocks out of a's reservation
+    u = cache.usage()
+    assert (u.used_blocks, u.free_blocks, u.reserved_blocks, u.available_blocks) == (2, 2, 1, 1)
+    assert not cache.can_admit(5)
+    cache.admit("b", 4)
+    assert cache.usage().available_blocks == 0 and not cache.can_admit(1)
+    cache.free("a")                      # returns 2 used blocks and 1 unused promise
+    u = cache.usage()
+    assert (u.used_blocks, u.free_blocks, u.reserved_blocks, u.available_blocks) == (0, 4, 1, 3)
+    assert cache.can_admit(12) and not cache.can_admit(13)
+
+
+def test_paged_usage_counters_and_wasted_slots():
+    cache = PagedKVCache(block_size=4, num_blocks=5)
+    cache.admit("a", 8)
+    cache.admit("b", 8)
+    cache.extend("a", 5)                 # 2 blocks, 3 empty slots
+    cache.extend("b", 3)                 # 1 block, 1 empty slot
+    u = cache.usage()
+    assert (u.tokens, u.used_blocks, u.free_blocks, u.total_blocks, u.wasted_slots) == (8, 3, 2, 5, 4)
+    assert u.used_blocks + u.free_blocks == u.total_blocks
+
+
+def test_dense_usage_has_no_blocks():
+    cache = DenseKVCache()
+    cache.admit("a", 9)
+    cache.extend("a", 7)
+    u = cache.usage()
+    assert (u.tokens, u.used_blocks, u.free_blocks, u.total_blocks, u.wasted_slots) == (7, 0, 0, 0, 0)
+    assert cache.can_admit(10 ** 9)
+
+
+def test_block_owners_and_slot_fill():
+    cache = PagedKVCache(block_size=4, num_blocks=4)
+    cache.admit("a", 8)
+    cache.admit("b", 4)
+    cache.extend("a", 5)
+    cache.extend("b", 3)
+    assert cache.block_owners().tolist() == ["a", "a", "b", None]
+    np.testing.assert_array_equal(cache.slot_fill(), [
+        [True, True, True, True],
+        [True, False, False, False],
+        [True, True, True, False],
+        [False, False, False, False],
+    ])
+
+
+def test_unbounded_pool_grows_and_keeps_its_data():
+    rng = np.random.default_rng(3)
+    cache = PagedKVCache(block_size=2, num_blocks=None, n_layers=L, n_heads=H, head_dim=D)
+    assert cache.num_blocks == BlockAllocator.INITIAL_BLOCKS == 8
+    assert cache.can_admit(10 ** 6)                     # an unbounded pool admits anything
+    written = {rid: [([], []) for _ in range(L)] for rid in "ab"}
+    cache.admit("a", 40)
+    cache.admit("b", 40)
+    for n in (5, 7, 9):                                 # 21 tokens each -> 11 blocks each
+        for rid in "ab":
+            pairs = [kv(rng, n) for _ in range(L)]
+            append(cache, rid, [p[0] for p in pairs], [p[1] for p in pairs], written[rid])
+    assert cache.num_blocks == 32                       # 8 -> 16 -> 32
+    assert cache.k_pool[0].shape == (32, 2, H, D)
+    u = cache.usage()
+    assert (u.used_blocks, u.total_blocks, u.used_blocks + u.free_blocks) == (22, 32, 32)
+    for rid in "ab":
+        for layer in range(L):
+            k, v = cache.read(layer, rid)
+            np.testing.assert_array_equal(k, np.concatenate(written[rid][layer][0]))
+            np.testing.assert_array_equal(v, np.concatenate(written[rid][layer][1]))
+
+
+def test_paged_and_dense_store_the_same_numbers():
+    rng = np.random.default_rng(4)
+    dense, paged = make_cache("dense"), make_cache("paged", block_size=3, num_blocks=10)
+    for cache in (dense, paged):
+        cache.admit("x", 11)
+    for n in (4, 1, 1, 5):
+        pairs = [kv(rng, n) for _ in range(L)]
+        for cache in (dense, paged):
+            append(cache, "x", [p[0] for p in pairs], [p[1] for p in pairs],
+                   [([], []) for _ in range(L)])
+    for layer in range(L):
+        for a, b in zip(dense.read(layer, "x"), paged.read(layer, "x")):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    (dict(block_size=0), ValueError, "block_size"),
+    (dict(block_size=-4), ValueError, "block_size"),
+    (dict(block_size=2.0), TypeError, "block_size"),
+    (dict(block_size=True), TypeError, "block_size"),
+    (dict(num_blocks=0), ValueError, "num_blocks"),
+    (dict(num_blocks=-1), ValueError, "num_blocks"),
+    (dict(num_blocks=2.5), TypeError, "num_blocks"),
+    (dict(num_blocks=True), TypeError, "num_blocks"),
+    (dict(n_layers=2), ValueError, "n_layers"),                 # shape given only in part
+    (dict(n_layers=0, n_heads=2, head_dim=3), ValueError, "n_layers"),
+])
+def test_paged_cache_bad_input(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        PagedKVCache(**kwargs)
+
+
+def test_dense_cache_bad_input():
+    with pytest.raises(ValueError, match="head_dim"):
+        DenseKVCache(n_layers=1, n_heads=1, head_dim=-3)
