@@ -1,5 +1,4 @@
-"""Figures for the exploration chapter (11): token trajectories, KV growth over a run, and the
-throughput/latency trade-off of a budget sweep."""
+"""Figures for the exploration chapter (11): token trajectories and KV growth over a run."""
 
 from __future__ import annotations
 
@@ -52,21 +51,3 @@ def plot_kv_over_time(histories: Mapping[str, Sequence]) -> Figure:
     ax.legend(fontsize=7, frameon=False)
     return fig
 
-
-def plot_tradeoff(throughput: Sequence[float], latency: Sequence[float], labels: Sequence, *,
-                  xlabel: str = "tokens per step", ylabel: str = "mean ttft (steps)") -> Figure:
-    """One point per setting (e.g. per budget), throughput across, latency up, each labelled.
-
-    ``throughput``, ``latency`` and ``labels`` have shape ``(n,)``; points are joined in the
-    given order so the path of a sweep is visible.
-    """
-    fig = Figure(figsize=(5, 3.2), layout="constrained")
-    ax = fig.add_subplot()
-    x, y = np.asarray(throughput, dtype=float), np.asarray(latency, dtype=float)
-    ax.plot(x, y, marker="o", color="0.15", lw=1)
-    for xi, yi, label in zip(x, y, labels):
-        ax.annotate(str(label), (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    return fig

@@ -3,9 +3,8 @@ the measured GPU curve of ``book/data/h200_step_costs.json`` (chapter 9)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -17,10 +16,12 @@ MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
 def _number(value: float, _pos=None) -> str:
-    """Tick label: ``0.5``, ``20``, ``4096``, then ``1e+06`` style only for big or tiny values."""
+    """Tick label: ``0.5``, ``20``, ``4096`` as they are; ``1e5``, ``1e-4`` beyond that range."""
     if value <= 0:
         return ""
-    return f"{value:g}" if 1e-3 <= value < 1e5 else f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
+    if 1e-3 <= value < 1e5:
+        return f"{value:g}"
+    return f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
 
 
 def _minor_number(value: float, _pos=None) -> str:
@@ -61,7 +62,9 @@ def plot_lines(x: Sequence[float], panels: Mapping[str, Mapping[str, Sequence[fl
             ax.set_xscale("log", base=2)
             if len(x) <= 12:
                 ax.set_xticks(x, [_number(v) for v in x])
-                ax.xaxis.set_minor_formatter(NullFormatter())
+            else:
+                ax.xaxis.set_major_formatter(FuncFormatter(_number))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         if logy:
             ax.set_yscale("log")
             values = np.concatenate([np.asarray(y, dtype=float) for y in series.values()])
@@ -81,9 +84,9 @@ def plot_gpu_step_cost(tokens: Sequence[int], layer_ms: Sequence[float], n_layer
 
     ``tokens`` and ``layer_ms`` have shape ``(n,)``: milliseconds of ONE layer for a step of
     that many tokens; both panels multiply by ``n_layers`` and use log scales. Left: step time
-    (flat, then growing in proportion to the tokens). Right: time per token of the step. Optional guides, per layer: ``floor_ms`` (a
-    time every step pays whatever its size, e.g. reading the weights) and
-    ``compute_ms_per_token`` (the slope at full matrix-multiply speed).
+    (flat, then growing in proportion to the tokens). Right: time per token of the step.
+    Optional guides, per layer: ``floor_ms`` (a time every step pays whatever its size, e.g.
+    reading the weights) and ``compute_ms_per_token`` (the slope at full matrix-multiply speed).
     """
     t = np.asarray(tokens, dtype=float)
     step_ms = np.asarray(layer_ms, dtype=float) * n_layers
