@@ -1,32 +1,52 @@
 # Two commands do all the set-up on a fresh machine (see README.md):
 #   make book   build the course into _build/html and open it
-#   make test   run every test: engine unit tests, every chapter under strict nbval, book build
+#   make test   run every test: engine unit tests and every chapter under strict nbval, then
+#               build the book and check it in headless Chromium (tests/browser)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Widget manager, require.js and MathJax, fetched from the npm registry (see .ci/vendor_js.py).
+VENDOR := _vendor/NOTICE.txt
 
-.PHONY: book test unit notebooks build-book execute clean
+.PHONY: book test unit browser build-book execute colab-cell clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
+$(VENDOR): .ci/vendor_js.py
+	$(PYTHON) .ci/vendor_js.py _vendor
+
 book: build-book
 	@echo "The course is built: open $(CURDIR)/_build/html/index.html"
 	@$(BIN)/python -c "import webbrowser, sys; webbrowser.open('file://$(CURDIR)/_build/html/index.html') or sys.exit(0)" || true
 
-build-book: $(STAMP)
+build-book: $(STAMP) $(VENDOR)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(MAKE) unit
 	$(MAKE) build-book
+	$(MAKE) browser
+
+# Engine unit tests and every chapter under strict nbval (tests/browser is not collected).
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+# The built book in headless Chromium: skipped with a message when Chromium or Playwright is
+# missing, except with CI=true. Screenshots land in _build/screenshots/.
+browser: $(STAMP)
+	$(BIN)/python -m pytest --browser tests/browser
 
 # Re-execute chapters after changing code under them (NB="book/03_prefill_decode_mix.ipynb" for one).
 execute: $(STAMP)
 	$(BIN)/python .ci/execute_notebooks.py $(NB)
 
+# Insert or update each chapter's hidden Colab install cell (after changing repository.url).
+colab-cell: $(STAMP)
+	$(BIN)/python .ci/add_colab_cell.py $(NB)
+
 clean:
-	rm -rf _build
+	rm -rf _build _vendor

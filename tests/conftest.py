@@ -8,6 +8,7 @@ A *workload* is a list of request specs ``(req_id, prompt, max_new_tokens, arriv
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +107,17 @@ class EventRecorder(SchedulerPlugin):
 @pytest.fixture(scope="session")
 def model() -> TinyLLM:
     return MODEL
+
+
+# ------------------------------------------------------------------ the browser suite's switch
+def pytest_addoption(parser):
+    parser.addoption("--browser", action="store_true",
+                     help="also collect tests/browser: the built book in headless Chromium "
+                          "(`make test` runs it after building the book)")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Keep tests/browser out of a plain `pytest` run: it needs the built book and Chromium."""
+    if collection_path == Path(__file__).parent / "browser" and not config.getoption("--browser"):
+        return True
+    return None

@@ -27,7 +27,8 @@ def render_rgba(fig: Figure, dpi: int = 80) -> np.ndarray:
 def side_by_side(figures: Sequence[Figure], labels: Sequence[str], *, ncols: int | None = None,
                  dpi: int = 80) -> Figure:
     """Panels of ``figures`` (each rasterised at ``dpi``) in a grid of ``ncols`` columns
-    (default: all in one row), each captioned by ``labels[i]`` below it.
+    (default: all in one row), each captioned by ``labels[i]`` below it. A column is as wide
+    as its widest panel, a row as tall as its tallest.
 
     The panels keep their own pixels: the result's ``dpi`` equals ``dpi``, so displaying it at
     that resolution shows every panel at its native size.
@@ -38,17 +39,19 @@ def side_by_side(figures: Sequence[Figure], labels: Sequence[str], *, ncols: int
     images = [render_rgba(f, dpi) for f in figures]        # each (h, w, 4)
     ncols = len(images) if ncols is None else max(1, min(int(ncols), len(images)))
     nrows = -(-len(images) // ncols)
-    cell_w = max(im.shape[1] for im in images) / dpi     # inches
-    cell_h = max(im.shape[0] for im in images) / dpi
     caption = 0.3                                         # inches below each panel
-    fig = Figure(figsize=(cell_w * ncols, (cell_h + caption) * nrows), dpi=dpi)
+    # Each column as wide as its widest panel, each row as tall as its tallest (inches).
+    col_w = [max(im.shape[1] for im in images[c::ncols]) / dpi for c in range(ncols)]
+    row_h = [max(im.shape[0] for im in images[r * ncols:(r + 1) * ncols]) / dpi + caption
+             for r in range(nrows)]
+    total_w, total_h = sum(col_w), sum(row_h)
+    fig = Figure(figsize=(total_w, total_h), dpi=dpi)
     for k, (image, label) in enumerate(zip(images, labels)):
         row, col = divmod(k, ncols)
         h, w = image.shape[0] / dpi, image.shape[1] / dpi
-        total_h = (cell_h + caption) * nrows
-        left = col * cell_w / (cell_w * ncols)
-        bottom = (total_h - (row * (cell_h + caption)) - h) / total_h
-        ax = fig.add_axes((left, bottom, w / (cell_w * ncols), h / total_h))
+        left = sum(col_w[:col]) + (col_w[col] - w) / 2     # centred in its column
+        top = sum(row_h[:row])                              # panels hang from the row's top
+        ax = fig.add_axes((left / total_w, 1 - (top + h) / total_h, w / total_w, h / total_h))
         ax.imshow(image, interpolation="none")
         ax.set_axis_off()
         ax.text(0.5, -0.02, label, transform=ax.transAxes, ha="center", va="top", fontsize=10,
