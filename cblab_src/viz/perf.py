@@ -5,12 +5,37 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import math
+
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 # Dark, clearly different colours for series that are not requests (workloads, variants).
 SERIES_COLORS = ("0.15", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b")
 MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _number(value: float, _pos=None) -> str:
+    """Tick label: ``0.5``, ``20``, ``4096``, then ``1e+06`` style only for big or tiny values."""
+    if value <= 0:
+        return ""
+    return f"{value:g}" if 1e-3 <= value < 1e5 else f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
+
+
+def _minor_number(value: float, _pos=None) -> str:
+    """Label minor log ticks 2, 3 and 5 (x a power of ten); leave the others blank."""
+    if value <= 0:
+        return ""
+    mantissa = round(value / 10 ** math.floor(math.log10(value)))
+    return _number(value) if mantissa in (2, 3, 5) else ""
+
+
+def _plain_log_axis(axis, low: float, high: float) -> None:
+    """Plain-number labels on a log axis; minor ticks labelled when it spans < 1.5 decades."""
+    axis.set_major_formatter(FuncFormatter(_number))
+    few_decades = low > 0 and high / low < 10 ** 1.5
+    axis.set_minor_formatter(FuncFormatter(_minor_number) if few_decades else NullFormatter())
 
 
 def plot_lines(x: Sequence[float], panels: Mapping[str, Mapping[str, Sequence[float]]], *,
@@ -34,8 +59,13 @@ def plot_lines(x: Sequence[float], panels: Mapping[str, Mapping[str, Sequence[fl
             ax.plot(x, np.asarray(y, dtype=float), marker=marker, ms=4, color=color, label=label)
         if logx:
             ax.set_xscale("log", base=2)
+            if len(x) <= 12:
+                ax.set_xticks(x, [_number(v) for v in x])
+                ax.xaxis.set_minor_formatter(NullFormatter())
         if logy:
             ax.set_yscale("log")
+            values = np.concatenate([np.asarray(y, dtype=float) for y in series.values()])
+            _plain_log_axis(ax.yaxis, values[values > 0].min(), values.max())
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -50,8 +80,8 @@ def plot_gpu_step_cost(tokens: Sequence[int], layer_ms: Sequence[float], n_layer
     """Measured time of the dense part of a step against the tokens in the step.
 
     ``tokens`` and ``layer_ms`` have shape ``(n,)``: milliseconds of ONE layer for a step of
-    that many tokens; both panels multiply by ``n_layers``. Left: step time (flat, then
-    linear). Right: time per token of the step. Optional guides, per layer: ``floor_ms`` (a
+    that many tokens; both panels multiply by ``n_layers`` and use log scales. Left: step time
+    (flat, then growing in proportion to the tokens). Right: time per token of the step. Optional guides, per layer: ``floor_ms`` (a
     time every step pays whatever its size, e.g. reading the weights) and
     ``compute_ms_per_token`` (the slope at full matrix-multiply speed).
     """
@@ -67,14 +97,18 @@ def plot_gpu_step_cost(tokens: Sequence[int], layer_ms: Sequence[float], n_layer
     if compute_ms_per_token is not None:
         left.plot(t, t * compute_ms_per_token * n_layers, color="#d62728", ls=":", lw=1.2,
                   label="matmul at peak rate")
-        left.set_ylim(bottom=0)
+    low = min(step_ms.min(), floor_ms * n_layers if floor_ms is not None else np.inf)
     for ax in (left, right):
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=4))
+        ax.xaxis.set_major_formatter(FuncFormatter(_number))
+        ax.yaxis.set_major_formatter(FuncFormatter(_number))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("tokens in the step")
         ax.grid(alpha=0.3)
     left.set_ylabel(f"step time, {n_layers} layers (ms)")
-    left.set_ylim(0, step_ms.max() * 1.08)
-    right.set_yscale("log")
+    left.set_ylim(low / 2, step_ms.max() * 2)
     right.set_ylabel("time per token (ms)")
     left.legend(fontsize=7, frameon=False, loc="upper left")
     return fig

@@ -33,31 +33,33 @@ def plot_padding(lengths: Sequence[int], req_ids: Sequence[Hashable] | None = No
         padded[i, :n] = request_color(rid)
     ragged = np.concatenate([[request_color(rid)] * n for rid, n in zip(req_ids, lengths)])
 
-    cell = min(0.32, 9.0 / width)
-    fig = Figure(figsize=(1.6 + cell * width, 1.6 + cell * (num_reqs + 1)),
+    fine = width <= 40                                       # small enough for cell borders
+    row = 0.3                                                # inches per row of cells
+    fig = Figure(figsize=(min(10.0, 2.6 + 0.3 * width), 1.3 + row * (num_reqs + 1)),
                  layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=[num_reqs, 1])
-    top.imshow(padded, interpolation="nearest", aspect="equal")
-    pad_rows, pad_cols = np.nonzero(np.arange(longest)[None, :] >= np.array(lengths)[:, None])
-    top.scatter(pad_cols, pad_rows, marker="x", color="0.55", s=18 * cell / 0.32, lw=1)
-    bottom.imshow(ragged[None], interpolation="nearest", aspect="equal")
+    top.imshow(padded, interpolation="nearest", aspect="auto")
+    if fine:
+        pad_rows, pad_cols = np.nonzero(np.arange(longest)[None, :] >= np.array(lengths)[:, None])
+        top.scatter(pad_cols, pad_rows, marker="x", color="0.55", s=18, lw=1)
+    bottom.imshow(ragged[None], interpolation="nearest", aspect="auto")
     for ax, rows, cols in ((top, num_reqs, longest), (bottom, 1, total)):
         ax.set_xlim(-0.5, width - 0.5)
-        ax.set_xticks(np.arange(-0.5, cols, 1), minor=True)
-        ax.set_yticks(np.arange(-0.5, rows, 1), minor=True)
-        ax.grid(which="minor", color="white", lw=1.2)
+        if fine:
+            ax.set_xticks(np.arange(-0.5, cols, 1), minor=True)
+            ax.set_yticks(np.arange(-0.5, rows, 1), minor=True)
+            ax.grid(which="minor", color="white", lw=1.2)
         ax.tick_params(which="minor", length=0)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    top.set_yticks(range(num_reqs), [f"req {rid}" for rid in req_ids], fontsize=8)
+    top.set_yticks(range(num_reqs), [f"req {rid}" for rid in req_ids], fontsize=7)
     top.set_xlabel(f"slot in padded row ({num_reqs} x {longest} = {num_reqs * longest} slots, "
                    f"{num_reqs * longest - total} padding)", fontsize=8)
     bottom.set_yticks([])
     bottom.set_xlabel(f"token in ragged batch ({total} tokens, no padding)", fontsize=8)
-    bottom.legend(handles=[Patch(color=request_color(r), label=f"req {r}") for r in req_ids]
-                  + [Patch(facecolor=EMPTY, edgecolor="0.55", label="padding")],
-                  loc="upper left", bbox_to_anchor=(0, -1.2), ncols=min(num_reqs + 1, 6),
-                  fontsize=7, frameon=False)
+    top.legend(handles=[Patch(color=request_color(r), label=f"req {r}") for r in req_ids]
+               + [Patch(facecolor=EMPTY, edgecolor="0.55", label="padding")],
+               loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
     return fig
 
 

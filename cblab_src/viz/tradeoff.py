@@ -49,9 +49,9 @@ def tradeoff_points(runs: Sequence) -> list[TradeoffPoint]:
 
 
 def plot_tradeoff(runs: Sequence) -> Figure:
-    """Three panels against tokens per step (x): mean TTFT, max ITL (both in steps), and the
-    largest step a decode token rode in (tokens). One line per chunk size, joining budgets in
-    increasing order; a darker line is a larger chunk.
+    """Three panels against tokens per step (x): mean TTFT (steps, log scale), max ITL (steps)
+    and the largest step a decode token rode in (tokens). One line per chunk size, joining
+    budgets in increasing order; a darker line is a larger chunk.
 
     ``runs`` holds ``R`` :class:`~cblab_src.simulate.ScheduleRun` of one workload; each line
     needs at least one run.
@@ -61,7 +61,8 @@ def plot_tradeoff(runs: Sequence) -> Figure:
     cmap = colormaps["viridis_r"]
     fig = Figure(figsize=(10, 3.1), layout="constrained")
     axes = fig.subplots(1, 3, sharex=True)
-    fields = [("mean_ttft", "mean ttft (steps)"), ("max_itl", "max inter-token gap (steps)"),
+    fields = [("mean_ttft", "mean ttft (steps, log scale)"),
+              ("max_itl", "max inter-token gap (steps)"),
               ("largest_decode_step", "largest step with a decode (tokens)")]
     for k, chunk in enumerate(chunks):
         line = sorted((p for p in points if p.chunk == chunk), key=lambda p: p.budget)
@@ -74,6 +75,7 @@ def plot_tradeoff(runs: Sequence) -> Figure:
         ax.set_xlabel("tokens per step (throughput)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
     axes[1].set_ylim(0, max(2.5, max(p.max_itl for p in points) + 0.5))
     axes[2].legend(fontsize=7, frameon=False, loc="upper left")
     return fig
