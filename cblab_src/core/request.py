@@ -61,6 +61,7 @@ class Request:
     finish_step: int | None = field(default=None, init=False)
     token_steps: list[int] = field(default_factory=list, init=False)
     preempted_steps: list[int] = field(default_factory=list, init=False)
+    resumed_steps: list[int] = field(default_factory=list, init=False)    # re-admissions
     num_cached_prompt_tokens: int = field(default=0, init=False)   # prefix-cache hits
     _rng: np.random.Generator | None = field(default=None, init=False, repr=False)
 

@@ -96,6 +96,10 @@ class Scheduler:
         self.max_tokens_per_step = max_tokens_per_step
         self.prefill_chunk_size = prefill_chunk_size
         self.kv_layout = one_of("kv_layout", kv_layout, tuple(KV_LAYOUTS))
+        # Checked for both layouts, so a wrong value never hides behind kv_layout="dense".
+        block_size = positive_int("block_size", block_size)
+        if num_blocks is not None:
+            num_blocks = positive_int("num_blocks", num_blocks)
         self.watermark_blocks = non_negative_int("watermark_blocks", watermark_blocks)
         if model is not None and not hasattr(model, "forward_step"):
             raise TypeError(f"model must be a TinyLLM-like model or None, got {model!r}")
@@ -282,7 +286,9 @@ class Scheduler:
         hit = self.kv_cache.admit(r.req_id, tokens)
         r.num_computed_tokens = hit
         r.state = RequestState.PREFILL
-        if r.admitted_step is None:                 # first admission (not a re-admission)
+        if r.admitted_step is not None:             # back after a preemption
+            r.resumed_steps.append(self.step_count)
+        else:
             r.admitted_step = self.step_count
             r.num_cached_prompt_tokens = hit
             self.counters.prompt_tokens += r.prompt_len
