@@ -121,9 +121,10 @@ def simulate_schedule(workload: Workload, *, max_tokens_per_step: int, prefill_c
                       record_pool: bool = False) -> ScheduleRun:
     """Run ``workload`` to completion and return a :class:`ScheduleRun`.
 
-    Without a ``model`` no numbers are computed (scheduling only): the schedule is the same,
-    because this engine's scheduling never depends on token values (except through an EOS
-    token, which only a model can sample).
+    Without a ``model`` no numbers are computed (scheduling only, every sampled token is 0).
+    For greedy requests with no EOS token the schedule is then exactly the real one; sampled
+    requests with prefix caching can differ, because their real generated tokens decide which
+    blocks they share.
     """
     sched = Scheduler(model, max_tokens_per_step=max_tokens_per_step,
                       prefill_chunk_size=prefill_chunk_size, kv_layout=kv_layout,
