@@ -8,10 +8,10 @@ a token is sampled -> :class:`StepStats` -> plugins, metrics, figures.
 
 from .attention import (causal_mask, dense_causal_attention, gather_kv, masked_attention,
                         paged_attention, ragged_attention, segmented_attention)
-from .core import (BlockAllocator, DenseKVCache, KVUsage, PagedKVCache, RaggedBatch, Request,
-                   RequestState, Scheduler, StepStats, build_batch, padding_waste,
-                   ragged_causal_mask, ragged_mask)
-from .model import PrefillOutput, TinyLLM
+from .core import (BlockAllocator, DenseKVCache, FinishReason, KVUsage, PagedKVCache, Preemption,
+                   RaggedBatch, Request, RequestState, Scheduler, SchedulerCounters, StepStats,
+                   build_batch, padding_waste, ragged_causal_mask, ragged_mask)
+from .model import LogitsProcessor, PrefillOutput, SamplingParams, TinyLLM
 from .monitoring import DetailedMemoryProfiler, MetricsCollector, RequestMetrics
 from .plugins import (AttentionPlugin, LoggingPlugin, MetricsPlugin, PluginManager,
                       SchedulerPlugin, format_step)
@@ -19,7 +19,8 @@ from .plugins import (AttentionPlugin, LoggingPlugin, MetricsPlugin, PluginManag
 __version__ = "0.1.0"
 
 __all__ = [
-    "Request", "RequestState", "Scheduler", "StepStats", "TinyLLM", "PrefillOutput",
+    "Request", "RequestState", "FinishReason", "Scheduler", "SchedulerCounters", "StepStats",
+    "Preemption", "TinyLLM", "PrefillOutput", "SamplingParams", "LogitsProcessor",
     "DenseKVCache", "PagedKVCache", "BlockAllocator", "KVUsage", "RaggedBatch", "build_batch",
     "ragged_causal_mask", "ragged_mask", "padding_waste",
     "causal_mask", "masked_attention", "dense_causal_attention", "ragged_attention",

@@ -8,13 +8,13 @@ the book: the sliders, the static figures and the tests all call it, and
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .core.kv_cache import PagedKVCache
 from .core.request import Request
-from .core.scheduler import Scheduler, StepStats
+from .core.scheduler import Scheduler, SchedulerCounters, StepStats
 from .monitoring.metrics import RequestMetrics, request_metrics
 from .plugins.base import SchedulerPlugin
 from .workloads import Workload
@@ -22,16 +22,23 @@ from .workloads import Workload
 
 @dataclass(frozen=True)
 class PoolSnapshot:
-    """The paged pool at one moment: who owns each block, which slots hold a token."""
+    """The paged pool at one moment: who owns each block, which slots hold a token, how many
+    requests share each block, and which ownerless blocks are kept for prefix reuse."""
 
-    owners: np.ndarray        # (num_blocks,) object: request id or None
-    fill: np.ndarray          # (num_blocks, block_size) bool
+    owners: np.ndarray        # (num_blocks,) object: first owning request id, or None
+    fill: np.ndarray          # (num_blocks, block_size) bool: slot holds a live token
     block_tables: dict        # req_id -> list of block ids
+    ref_counts: np.ndarray    # (num_blocks,) int: live requests owning each block
+    cached: np.ndarray        # (num_blocks,) bool: ownerless but holding a reusable prefix
 
     @classmethod
     def of(cls, cache: PagedKVCache) -> "PoolSnapshot":
+        alloc = cache.allocator
+        refs = np.asarray(alloc.ref_counts, dtype=np.int64)
+        cached = np.array([refs[b] == 0 and alloc.is_cached_content(b)
+                           for b in range(cache.num_blocks)], dtype=bool)
         return cls(cache.block_owners(), cache.slot_fill(),
-                   {rid: list(t) for rid, t in cache.block_tables.items()})
+                   {rid: list(t) for rid, t in cache.block_tables.items()}, refs, cached)
 
     @property
     def block_size(self) -> int:
@@ -39,7 +46,11 @@ class PoolSnapshot:
 
     @property
     def used_blocks(self) -> int:
-        return int(sum(o is not None for o in self.owners))
+        return int((self.ref_counts > 0).sum())
+
+    @property
+    def shared_blocks(self) -> int:
+        return int((self.ref_counts > 1).sum())
 
     @property
     def wasted_slots(self) -> int:
@@ -67,6 +78,7 @@ class ScheduleRun:
     prefill_chunk_size: int
     block_size: int
     pool: list[PoolSnapshot] | None
+    counters: SchedulerCounters = field(default_factory=SchedulerCounters)
 
     @property
     def num_steps(self) -> int:
@@ -104,16 +116,21 @@ class ScheduleRun:
 
 def simulate_schedule(workload: Workload, *, max_tokens_per_step: int, prefill_chunk_size: int,
                       kv_layout: str = "paged", block_size: int = 16,
-                      num_blocks: int | None = None, model=None,
+                      num_blocks: int | None = None, enable_prefix_caching: bool = False,
+                      watermark_blocks: int = 0, model=None,
                       record_pool: bool = False) -> ScheduleRun:
     """Run ``workload`` to completion and return a :class:`ScheduleRun`.
 
-    Without a ``model`` no numbers are computed (scheduling only): the schedule is the same,
-    because this engine's scheduling never depends on token values.
+    Without a ``model`` no numbers are computed (scheduling only, every sampled token is 0).
+    For greedy requests with no EOS token the schedule is then exactly the real one; sampled
+    requests with prefix caching can differ, because their real generated tokens decide which
+    blocks they share.
     """
     sched = Scheduler(model, max_tokens_per_step=max_tokens_per_step,
                       prefill_chunk_size=prefill_chunk_size, kv_layout=kv_layout,
-                      block_size=block_size, num_blocks=num_blocks)
+                      block_size=block_size, num_blocks=num_blocks,
+                      enable_prefix_caching=enable_prefix_caching,
+                      watermark_blocks=watermark_blocks)
     recorder = None
     if record_pool and kv_layout == "paged":
         recorder = sched.plugins.register_scheduler_plugin(_PoolRecorder())
@@ -122,4 +139,4 @@ def simulate_schedule(workload: Workload, *, max_tokens_per_step: int, prefill_c
         sched.add_request(r)
     history = sched.run()
     return ScheduleRun(history, requests, max_tokens_per_step, prefill_chunk_size, block_size,
-                       recorder.snapshots if recorder else None)
+                       recorder.snapshots if recorder else None, sched.counters)

@@ -237,3 +237,54 @@ class Dashboard:
 
     def _ipython_display_(self) -> None:
         display(self.widget)
+
+
+# ---------------------------------------------------------------------- chapter 10: serving
+def memory_workload() -> Workload:
+    """Eight requests with long outputs: they outgrow a small pool while decoding."""
+    return random_workload(8, prompt_len=(8, 30), max_new_tokens=(4, 12), seed=2)
+
+
+def preemption_explorer(workload: Workload | None = None, budget: int = 16,
+                        chunk: int = 8, block_size: int = 4) -> Explorer:
+    """Chapter 10: pool size and watermark sliders -> timeline with preemptions marked."""
+    workload = workload or memory_workload()
+    smallest = max(-(-max(len(s.prompt) + s.max_new_tokens - 1, 1) // block_size)
+                   for s in workload.specs)
+
+    def simulate(num_blocks, watermark):
+        return simulate_schedule(workload, max_tokens_per_step=budget, prefill_chunk_size=chunk,
+                                 block_size=block_size, num_blocks=num_blocks,
+                                 watermark_blocks=min(watermark, num_blocks - 1))
+
+    def describe(run):
+        c = run.counters
+        return (f"{describe_run(run)}\npreemptions={c.preemptions} "
+                f"recomputed tokens={c.recomputed_tokens}")
+
+    return Explorer(simulate, plot_timeline, describe,
+                    {"num_blocks": SliderSpec("num_blocks", smallest, 64, 16),
+                     "watermark": SliderSpec("watermark_blocks", 0, 8, 0)})
+
+
+def prefix_explorer(block_size: int = 4, budget: int = 16, chunk: int = 8) -> Explorer:
+    """Chapter 10: shared-prefix length and request count -> pool (shared and cached blocks)
+    midway through the run, with the prefix hit rate."""
+    from .sweeps import shared_prefix_workload
+
+    def simulate(prefix_len, num_requests):
+        run = simulate_schedule(shared_prefix_workload(num_requests, prefix_len),
+                                max_tokens_per_step=budget, prefill_chunk_size=chunk,
+                                block_size=block_size, enable_prefix_caching=True,
+                                record_pool=True)
+        return run
+
+    def describe(run):
+        c = run.counters
+        return (f"{describe_run(run)}\nprompt tokens={c.prompt_tokens} "
+                f"served from cache={c.cached_prompt_tokens} "
+                f"hit rate={c.prefix_hit_rate:.2f}")
+
+    return Explorer(simulate, lambda run: plot_block_pool(run.pool[run.num_steps // 2]),
+                    describe, {"prefix_len": SliderSpec("shared prefix", 0, 32, 16),
+                               "num_requests": SliderSpec("requests", 1, 8, 4)})

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._validate import non_negative_int, positive_int
 from .core.request import Request
+from .model.sampling import GREEDY, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class RequestSpec:
     prompt: tuple[int, ...]
     max_new_tokens: int
     arrival_step: int = 0
+    sampling: SamplingParams = GREEDY
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class Workload:
 
     def requests(self) -> list[Request]:
         """Fresh, unstarted ``Request`` objects for this workload."""
-        return [Request(s.req_id, s.prompt, s.max_new_tokens, s.arrival_step) for s in self.specs]
+        return [Request(s.req_id, s.prompt, s.max_new_tokens, s.arrival_step, s.sampling)
+                for s in self.specs]
 
     def __len__(self) -> int:
         return len(self.specs)

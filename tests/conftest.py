@@ -1,4 +1,5 @@
-"""Shared fixtures and helpers: one small model, seeded random workloads, recording plugins.
+"""Shared fixtures and helpers: one small model, seeded random workloads, recording plugins,
+and the KV-pool and work-accounting checks every scheduler test can apply.
 
 A *workload* is a list of request specs ``(req_id, prompt, max_new_tokens, arrival_step)``;
 :func:`make_requests` turns it into fresh :class:`Request` objects for each scheduler run, and
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cblab_src import Request, Scheduler, SchedulerPlugin, TinyLLM, masked_attention
+from cblab_src import (PagedKVCache, Request, Scheduler, SchedulerPlugin, TinyLLM,
+                       masked_attention)
 
 # One model for the whole run: TinyLLM(seed=0) is d_model 64, 2 layers, 4 heads, vocab 128.
 MODEL = TinyLLM(seed=0)
@@ -49,6 +51,33 @@ def make_workload(seed: int, *, num_requests=(3, 6), prompt_len=(1, 20), max_new
     return specs
 
 
+def make_prefix_workload(seed: int, *, num_requests=(3, 6), prefix_len=(4, 24), suffix_len=(0, 6),
+                         max_new=(1, 6), max_arrival: int = 6,
+                         vocab_size: int = MODEL.vocab_size) -> list[tuple]:
+    """Like :func:`make_workload`, but prompts share prefixes, so prefix caching has hits.
+
+    Each prompt is the first ``k`` tokens of one of two seeded "system prompts" (``k`` drawn
+    from ``prefix_len``) followed by ``suffix_len`` random tokens (at least one token in all);
+    now and then a prompt repeats an earlier one exactly.
+    """
+    rng = np.random.default_rng(10_000 + seed)
+    systems = [rng.integers(0, vocab_size, prefix_len[1]).tolist() for _ in range(2)]
+    n = int(rng.integers(num_requests[0], num_requests[1] + 1))
+    specs = []
+    for i in range(n):
+        if specs and rng.random() < 0.2:
+            prompt = specs[int(rng.integers(len(specs)))][1]          # an exact repeat
+        else:
+            k = int(rng.integers(prefix_len[0], prefix_len[1] + 1))
+            n_suffix = int(rng.integers(suffix_len[0], suffix_len[1] + 1))
+            suffix = rng.integers(0, vocab_size, n_suffix)
+            prompt = tuple(systems[int(rng.integers(2))][:k]) + tuple(int(t) for t in suffix)
+        n_new = int(rng.integers(max_new[0], max_new[1] + 1))
+        arrival = 0 if rng.random() < 0.4 else int(rng.integers(1, max_arrival + 1))
+        specs.append((i, tuple(prompt), n_new, arrival))
+    return specs
+
+
 def make_requests(specs) -> list[Request]:
     """Fresh :class:`Request` objects for a workload (a request can run only once)."""
     return [Request(rid, list(prompt), n, arrival_step=arrival) for rid, prompt, n, arrival in specs]
@@ -66,6 +95,97 @@ def run_workload(specs, model=MODEL, *, plugins=(), **scheduler_kwargs):
         sched.add_request(req)
     history = sched.run(max_steps=10_000)
     return sched, history
+
+
+def check_block_accounting(cache) -> None:
+    """The paged pool's books balance: every block is exactly one of used / free / cached.
+
+    * ``used + free + cached == total``;
+    * a block's reference count equals the number of live block tables holding it (and no
+      table holds a block twice); ``used_blocks`` counts blocks with a count >= 1,
+      ``shared_blocks`` those with a count >= 2;
+    * an ownerless block is cached exactly when it still holds a registered full block;
+    * each table has exactly the blocks its tokens need; ``tokens`` sums the lengths.
+    """
+    usage = cache.usage()
+    assert usage.tokens == len(cache) == sum(cache.seq_len(r) for r in cache.req_ids)
+    if not isinstance(cache, PagedKVCache):
+        assert (usage.used_blocks, usage.free_blocks, usage.cached_blocks) == (0, 0, 0)
+        return
+    alloc = cache.allocator
+    assert usage.used_blocks + usage.free_blocks + usage.cached_blocks == usage.total_blocks
+    assert usage.total_blocks == cache.num_blocks == len(alloc.ref_counts)
+    owners = np.zeros(cache.num_blocks, dtype=np.int64)
+    for rid, table in cache.block_tables.items():
+        assert len(table) == len(set(table)), (rid, table)
+        assert len(table) == cache.blocks_for(cache.seq_len(rid)), (rid, table)
+        owners[table] += 1
+    assert owners.tolist() == list(alloc.ref_counts), "reference counts != live owners"
+    assert usage.used_blocks == int((owners > 0).sum())
+    assert usage.shared_blocks == int((owners > 1).sum())
+    cached = [b for b in range(cache.num_blocks) if owners[b] == 0 and alloc.is_cached_content(b)]
+    assert usage.cached_blocks == len(cached) == alloc.num_cached
+    assert usage.free_blocks == alloc.num_free
+    if not cache.enable_prefix_caching:
+        assert usage.cached_blocks == 0 and usage.shared_blocks == 0
+    assert 0 <= usage.wasted_slots < max(1, len(cache.block_tables)) * cache.block_size
+
+
+def replay_work(history, requests, block_size=None) -> dict:
+    """Rebuild each request's KV length from the step log alone and check it is consistent.
+
+    A request's cached length grows by its chunk or decode token in each step it is in, drops
+    to 0 when it is preempted (the ``Preemption`` record must say how many tokens were thrown
+    away), and restarts at a (re-)admission from its prefix-cache hit (a whole number of
+    blocks; 0 without prefix caching). Returns, per request, ``(scheduled, thrown_away, hits)``:
+    the tokens it was given in the log, the tokens preemption discarded, and the tokens prefix
+    caching supplied; the caller checks ``scheduled + hits == final length + thrown_away``.
+    """
+    length = {r.req_id: None for r in requests}           # None: holds no KV
+    out = {r.req_id: [0, 0, 0] for r in requests}
+    for stats in history:
+        for p in stats.preemptions:
+            assert length[p.req_id] is not None and p.recomputed_tokens == length[p.req_id], p
+            out[p.req_id][1] += p.recomputed_tokens
+            length[p.req_id] = None
+        for rid in stats.decode_ids:
+            assert length[rid] is not None
+            length[rid] += 1
+            out[rid][0] += 1
+        for rid, start, n in stats.prefill_chunks:
+            if length[rid] is None:                        # (re-)admitted in this step
+                if block_size is None:
+                    assert start == 0, (rid, start)
+                else:
+                    assert start % block_size == 0, (rid, start)
+                out[rid][2] += start
+                length[rid] = start
+            assert start == length[rid] and n > 0, (rid, start, length[rid])
+            length[rid] += n
+            out[rid][0] += n
+        for rid in stats.finished_ids:
+            length[rid] = None
+    return {rid: tuple(v) for rid, v in out.items()}
+
+
+def check_work(history, sched) -> None:
+    """Every request's tokens are accounted for: what the log scheduled plus what the prefix
+    cache supplied equals what it finally held (``P + generated - 1``) plus what preemption
+    threw away; the scheduler's counters agree with the log."""
+    requests = list(sched.requests.values())
+    cache = sched.kv_cache
+    block_size = cache.block_size if getattr(cache, "enable_prefix_caching", False) else None
+    work = replay_work(history, requests, block_size)
+    for r in requests:
+        scheduled, thrown, hits = work[r.req_id]
+        final = r.prompt_len + r.num_generated - 1 if r.num_generated else 0
+        assert scheduled + hits == final + thrown, (r.req_id, scheduled, hits, final, thrown)
+        assert r.num_preemptions == sum(p.req_id == r.req_id for s in history
+                                        for p in s.preemptions)
+    preemptions = [p for s in history for p in s.preemptions]
+    assert sched.counters.preemptions == len(preemptions)
+    assert sched.counters.recomputed_tokens == sum(p.recomputed_tokens for p in preemptions)
+    assert sum(s.cached_tokens for s in history) == sum(w[2] for w in work.values())
 
 
 class RecordingLLM(TinyLLM):

@@ -134,15 +134,59 @@ def test_paged_attention_prints_block_tables_and_checks(capsys):
     assert "A: seq_len   6  block_table [0, 1]" in out
     assert "B: seq_len   6  block_table [2, 3]" in out
     assert "pool |AAAA|AA··|BBBB|BB··|" in out
+    assert "blocks used 4/8, free 4, cached 0, shared 0, wasted slots 4" in out
     assert "paged == dense: False" not in out
     assert "matched dense attention after every step: True" in out
 
 
 def test_paged_attention_second_request_waits_for_blocks(capsys):
+    # Pool of 3 blocks of 4: A's 6-token prompt takes 2 blocks; B's first chunk needs 2, only
+    # 1 is left, so B waits for admission until A finishes (A never needs a 3rd block:
+    # 6 + 3 - 1 = 8 tokens).
     args = ["--block-size", "4", "--prompt-len", "6", "--max-new-tokens", "3", "--num-blocks", "3"]
     out = run(demo_paged_attention, args, capsys)
-    assert "B: waiting" in out
-    assert step_lines(out)[0] == "[step 0] decode=0 prefill=6 reqs=['A']"
+    assert "B: waiting for admission: its first chunk needs 2 block(s), 1 available" in out
+    assert step_lines(out)[:4] == ["[step 0] decode=0 prefill=6 reqs=['A']",
+                                   "[step 1] decode=1 prefill=0 reqs=['A']",
+                                   "[step 2] decode=1 prefill=0 reqs=['A'] finished=['A']",
+                                   "[step 3] decode=0 prefill=6 reqs=['B']"]
+    assert "preempted" not in out and "preemptions: 0, tokens recomputed: 0" in out
+    assert "matched dense attention after every step: True" in out
+
+
+def test_paged_attention_preempts_when_the_pool_runs_out(capsys):
+    # Pool of 2 blocks of 4, prompts of 4: both admitted in step 0 (one block each). In step 1
+    # A's decode needs a 2nd block, none is free: B (the youngest) is preempted, A takes its
+    # block. B resumes in step 3 (A's blocks are back after step 2), recomputes its prompt and
+    # its token (4 + 1), samples its 2nd token in step 4 and its last in step 5.
+    args = ["--block-size", "4", "--prompt-len", "4", "--max-new-tokens", "3", "--num-blocks", "2"]
+    out = run(demo_paged_attention, args, capsys)
+    assert step_lines(out) == [
+        "[step 0] decode=0 prefill=8 reqs=['A', 'B']",
+        "[step 1] decode=1 prefill=0 reqs=['A'] preempted=[B (req A needed 1 block, 0 available)]",
+        "[step 2] decode=1 prefill=0 reqs=['A'] finished=['A']",
+        "[step 3] decode=0 prefill=4 reqs=['B']",
+        "[step 4] decode=0 prefill=1 reqs=['B']",
+        "[step 5] decode=1 prefill=0 reqs=['B'] finished=['B']",
+    ]
+    assert "B: preempted (req A needed 1 block, 0 available): its KV (4 tokens) is released" in out
+    assert ("B: waiting to resume: its prompt and 1 generated token(s) will be prefilled again"
+            in out)
+    assert "pool |AAAA|A···|" in out
+    assert "preemptions: 1, tokens recomputed: 4, prefix hit rate: 0%" in out
+    assert "matched dense attention after every step: True" in out
+
+
+def test_paged_attention_with_prefix_caching_keeps_and_reuses_blocks(capsys):
+    # B preempts itself in step 1 (A took the last free block); its 2 full blocks stay cached
+    # ('~'), so on resuming in step 3 it computes only its newest token.
+    args = ["--block-size", "4", "--prompt-len", "8", "--max-new-tokens", "3", "--num-blocks", "5",
+            "--prefix-caching"]
+    out = run(demo_paged_attention, args, capsys)
+    assert "pool |AAAA|AAAA|~~~~|~~~~|A···|" in out
+    assert "[step 3] decode=0 prefill=1 reqs=['B']" in step_lines(out)
+    assert "cached 4, shared 0" in out
+    assert "matched dense attention after every step: True" in out
 
 
 def test_paged_attention_refuses_a_request_that_never_fits(capsys):
@@ -158,6 +202,19 @@ def test_interactive_demo_without_ansi_terminates_with_step_lines(capsys):
     assert all("waiting=" in line and "kv_blocks=" in line for line in lines)
     assert "\x1b[" not in out
     assert "done: 5/5 requests finished" in out
+    assert "preemptions 0 (0 tokens recomputed), prefix hit rate 0%" in out
+
+
+def test_interactive_demo_with_a_small_pool_preempts_and_still_finishes(capsys):
+    out = run(interactive_demo, ["--no-ansi", "--delay", "0", "--requests", "12", "--num-blocks",
+                                 "10"], capsys)
+    lines = step_lines(out)
+    preempted = [line for line in lines if " preempted=[" in line]
+    assert preempted and all(re.search(r"preempted=\[\d+ \(req \d+ needed \d+ blocks?, \d+ "
+                                       r"available\)", line) for line in preempted)
+    count = int(re.search(r"preemptions (\d+) \(", out).group(1))
+    assert count >= len(preempted) > 0
+    assert "done: 12/12 requests finished" in out
 
 
 def test_interactive_demo_stops_at_max_steps(capsys):
@@ -173,6 +230,7 @@ def test_interactive_demo_redraws_in_place_on_a_terminal(capsys, monkeypatch):
     num_steps = int(re.search(r"in (\d+) steps", out).group(1))
     assert len(frames) == num_steps
     assert all("KV" in f and "decode" in f and "tok/s" in f for f in frames)
+    assert all("cached 0  shared 0" in f and "preempt " in f for f in frames)
     assert "done: 3/3 requests finished" in out
 
 

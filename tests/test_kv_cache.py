@@ -38,8 +38,8 @@ def test_read_returns_every_written_token_in_order(layout):
     rng = np.random.default_rng(0)
     cache = make_cache(layout, block_size=4)
     written = {rid: [([], []) for _ in range(L)] for rid in "ab"}
-    cache.admit("a", 20)
-    cache.admit("b", 20)
+    cache.admit("a")
+    cache.admit("b")
     # Interleave appends of two requests, in pieces of 3, 1, 5 and 1 tokens.
     for n in (3, 1, 5, 1):
         for rid in "ab":
@@ -60,10 +60,10 @@ def test_read_returns_every_written_token_in_order(layout):
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_len_and_seq_len_count_extended_tokens(layout):
     cache = make_cache(layout)
-    cache.admit(0, 10)
+    cache.admit(0)
     assert (len(cache), cache.seq_len(0)) == (0, 0)
     cache.extend(0, 4)
-    cache.admit(1, 10)
+    cache.admit(1)
     cache.extend(1, 2)
     cache.extend(0, 1)
     assert (len(cache), cache.seq_len(0), cache.seq_len(1)) == (7, 5, 2)
@@ -76,15 +76,15 @@ def test_len_and_seq_len_count_extended_tokens(layout):
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_admitting_a_request_twice_is_refused(layout):
     cache = make_cache(layout)
-    cache.admit("a", 3)
+    cache.admit("a")
     with pytest.raises(ValueError, match="req_id"):
-        cache.admit("a", 3)
+        cache.admit("a")
 
 
 def test_dense_cache_is_append_only():
     cache = DenseKVCache(n_layers=L, n_heads=H, head_dim=D)
     k, v = kv(np.random.default_rng(1), 2)
-    cache.admit("a", 8)
+    cache.admit("a")
     cache.extend("a", 2)
     cache.write(0, "a", 0, k, v)
     with pytest.raises(AssertionError):
@@ -98,7 +98,7 @@ def test_dense_cache_is_append_only():
 def test_writing_past_the_extended_length_is_refused(layout):
     cache = make_cache(layout)
     k, v = kv(np.random.default_rng(2), 3)
-    cache.admit("a", 8)
+    cache.admit("a")
     cache.extend("a", 2)
     with pytest.raises(AssertionError):
         cache.write(0, "a", 0, k, v)
@@ -107,7 +107,7 @@ def test_writing_past_the_extended_length_is_refused(layout):
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_nbytes_counts_k_and_v_of_every_layer(layout):
     cache = make_cache(layout)
-    cache.admit("a", 8)
+    cache.admit("a")
     cache.extend("a", 5)
     assert cache.nbytes() == 5 * 2 * L * H * D * 8
     assert DenseKVCache().nbytes() == 0 and PagedKVCache(4).nbytes() == 0   # accounting only
@@ -115,7 +115,7 @@ def test_nbytes_counts_k_and_v_of_every_layer(layout):
 
 def test_accounting_only_cache_refuses_read_and_write():
     cache = PagedKVCache(4)
-    cache.admit("a", 4)
+    cache.admit("a")
     cache.extend("a", 1)
     with pytest.raises(RuntimeError, match="n_layers"):
         cache.read(0, "a")
@@ -123,8 +123,8 @@ def test_accounting_only_cache_refuses_read_and_write():
 
 def test_paged_blocks_are_allocated_on_demand():
     cache = PagedKVCache(block_size=4, num_blocks=8)
-    cache.admit("a", 12)
-    assert cache.block_tables["a"] == []            # admission reserves, does not allocate
+    cache.admit("a")
+    assert cache.block_tables["a"] == []            # admission allocates nothing
     cache.extend("a", 4)
     assert cache.block_tables["a"] == [0]
     cache.extend("a", 1)                            # 5 tokens -> 2 blocks
@@ -138,8 +138,8 @@ def test_paged_blocks_are_allocated_on_demand():
 
 def test_paged_blocks_go_lowest_id_first_and_return_on_free():
     cache = PagedKVCache(block_size=4, num_blocks=6)
-    cache.admit("a", 12)
-    cache.admit("b", 8)
+    cache.admit("a")
+    cache.admit("b")
     cache.extend("a", 5)                 # a: [0, 1]
     cache.extend("b", 3)                 # b: [2]
     cache.extend("a", 4)                 # a: [0, 1, 3]
@@ -148,54 +148,80 @@ def test_paged_blocks_go_lowest_id_first_and_return_on_free():
     cache.free("a")
     assert "a" not in cache.block_tables
     assert cache.usage().free_blocks == 4
-    cache.admit("c", 12)
+    cache.admit("c")
     cache.extend("c", 12)                # the lowest free ids again: 0, 1, 3
     assert cache.block_tables["c"] == [0, 1, 3]
 
 
-def test_paged_reservation_accounting():
+def test_paged_admission_and_growth_accounting():
+    # Nothing is reserved: admission asks only whether the tokens about to be computed fit
+    # (plus keep_free blocks), and each extension asks only for the blocks it adds.
     cache = PagedKVCache(block_size=4, num_blocks=4)
-    assert cache.can_admit(16) and not cache.can_admit(17)
-    cache.admit("a", 9)                  # 3 blocks promised, none allocated yet
+    prompt = list(range(9))
+    assert cache.can_admit(prompt, 16) and not cache.can_admit(prompt, 17)
+    assert cache.can_admit(prompt, 12, keep_free=1) and not cache.can_admit(prompt, 13, keep_free=1)
+    assert cache.admit("a", prompt) == 0             # no prefix caching: nothing cached
     u = cache.usage()
-    assert (u.used_blocks, u.free_blocks, u.reserved_blocks, u.available_blocks) == (0, 4, 3, 1)
-    assert cache.can_admit(4) and not cache.can_admit(5)     # 1 block left unpromised
-    cache.extend("a", 5)                 # allocates 2 blocks out of a's reservation
+    assert (u.used_blocks, u.free_blocks, u.cached_blocks, u.available_blocks) == (0, 4, 0, 4)
+    cache.extend("a", 5)                             # 2 blocks, taken now
     u = cache.usage()
-    assert (u.used_blocks, u.free_blocks, u.reserved_blocks, u.available_blocks) == (2, 2, 1, 1)
-    assert not cache.can_admit(5)
-    cache.admit("b", 4)
-    assert cache.usage().available_blocks == 0 and not cache.can_admit(1)
-    cache.free("a")                      # returns 2 used blocks and 1 unused promise
+    assert (u.used_blocks, u.free_blocks, u.available_blocks) == (2, 2, 2)
+    assert cache.blocks_to_extend("a", 3) == 0 and cache.blocks_to_extend("a", 4) == 1
+    assert cache.can_extend("a", 11) and not cache.can_extend("a", 12)   # 16 and 17 tokens
+    cache.admit("b", [1, 2, 3, 4])
+    cache.extend("b", 4)
+    assert cache.blocks_to_extend("a", 4) == 1 and cache.can_extend("a", 4)
+    cache.extend("a", 4)                             # the last block
     u = cache.usage()
-    assert (u.used_blocks, u.free_blocks, u.reserved_blocks, u.available_blocks) == (0, 4, 1, 3)
-    assert cache.can_admit(12) and not cache.can_admit(13)
+    assert (u.used_blocks, u.free_blocks, u.available_blocks) == (4, 0, 0)
+    assert not cache.can_extend("b", 1)              # a step would have to preempt someone
+    assert cache.can_extend("b", 0) and cache.can_extend("a", 3)        # within their blocks
+    assert not cache.can_admit([5], 1)
+    cache.free("a")                                  # 3 used blocks back at once
+    u = cache.usage()
+    assert (u.used_blocks, u.free_blocks, u.available_blocks) == (1, 3, 3)
+    assert cache.can_admit(prompt, 12) and not cache.can_admit(prompt, 13)
+    assert not cache.can_admit(prompt, 12, keep_free=1)
+
+
+def test_extending_past_the_pool_is_refused():
+    cache = PagedKVCache(block_size=2, num_blocks=2)
+    cache.admit("a")
+    cache.extend("a", 4)
+    with pytest.raises(AssertionError, match="no room"):
+        cache.extend("a", 1)
+    assert cache.seq_len("a") == 4 and cache.block_tables["a"] == [0, 1]
 
 
 def test_paged_usage_counters_and_wasted_slots():
     cache = PagedKVCache(block_size=4, num_blocks=5)
-    cache.admit("a", 8)
-    cache.admit("b", 8)
+    cache.admit("a")
+    cache.admit("b")
     cache.extend("a", 5)                 # 2 blocks, 3 empty slots
     cache.extend("b", 3)                 # 1 block, 1 empty slot
     u = cache.usage()
-    assert (u.tokens, u.used_blocks, u.free_blocks, u.total_blocks, u.wasted_slots) == (8, 3, 2, 5, 4)
-    assert u.used_blocks + u.free_blocks == u.total_blocks
+    assert (u.tokens, u.used_blocks, u.free_blocks, u.total_blocks, u.wasted_slots) == \
+           (8, 3, 2, 5, 4)
+    assert (u.cached_blocks, u.shared_blocks) == (0, 0)             # no prefix caching
+    assert u.used_blocks + u.free_blocks + u.cached_blocks == u.total_blocks
 
 
 def test_dense_usage_has_no_blocks():
     cache = DenseKVCache()
-    cache.admit("a", 9)
+    cache.admit("a")
     cache.extend("a", 7)
     u = cache.usage()
-    assert (u.tokens, u.used_blocks, u.free_blocks, u.total_blocks, u.wasted_slots) == (7, 0, 0, 0, 0)
-    assert cache.can_admit(10 ** 9)
+    assert (u.tokens, u.used_blocks, u.free_blocks, u.total_blocks, u.wasted_slots) == \
+           (7, 0, 0, 0, 0)
+    assert (u.cached_blocks, u.shared_blocks) == (0, 0)
+    assert cache.can_admit([1], 10 ** 9) and cache.can_extend("a", 10 ** 9)
+    assert cache.cached_prefix_len([1, 2, 3]) == 0
 
 
 def test_block_owners_and_slot_fill():
     cache = PagedKVCache(block_size=4, num_blocks=4)
-    cache.admit("a", 8)
-    cache.admit("b", 4)
+    cache.admit("a")
+    cache.admit("b")
     cache.extend("a", 5)
     cache.extend("b", 3)
     assert cache.block_owners().tolist() == ["a", "a", "b", None]
@@ -211,10 +237,10 @@ def test_unbounded_pool_grows_and_keeps_its_data():
     rng = np.random.default_rng(3)
     cache = PagedKVCache(block_size=2, num_blocks=None, n_layers=L, n_heads=H, head_dim=D)
     assert cache.num_blocks == BlockAllocator.INITIAL_BLOCKS == 8
-    assert cache.can_admit(10 ** 6)                     # an unbounded pool admits anything
+    assert cache.can_admit([1], 10 ** 6)                # an unbounded pool admits anything
     written = {rid: [([], []) for _ in range(L)] for rid in "ab"}
-    cache.admit("a", 40)
-    cache.admit("b", 40)
+    cache.admit("a")
+    cache.admit("b")
     for n in (5, 7, 9):                                 # 21 tokens each -> 11 blocks each
         for rid in "ab":
             pairs = [kv(rng, n) for _ in range(L)]
@@ -223,6 +249,7 @@ def test_unbounded_pool_grows_and_keeps_its_data():
     assert cache.k_pool[0].shape == (32, 2, H, D)
     u = cache.usage()
     assert (u.used_blocks, u.total_blocks, u.used_blocks + u.free_blocks) == (22, 32, 32)
+    assert cache.can_extend("a", 10 ** 6)
     for rid in "ab":
         for layer in range(L):
             k, v = cache.read(layer, rid)
@@ -234,7 +261,7 @@ def test_paged_and_dense_store_the_same_numbers():
     rng = np.random.default_rng(4)
     dense, paged = make_cache("dense"), make_cache("paged", block_size=3, num_blocks=10)
     for cache in (dense, paged):
-        cache.admit("x", 11)
+        cache.admit("x")
     for n in (4, 1, 1, 5):
         pairs = [kv(rng, n) for _ in range(L)]
         for cache in (dense, paged):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cblab_src import Request, RequestState
+from cblab_src import Request, RequestState, SamplingParams
 
 
 def test_new_request_is_waiting_with_nothing_done():
@@ -26,11 +26,11 @@ def test_get_prefill_chunk_reads_ahead_without_advancing():
     r = Request("a", prompt=[10, 11, 12, 13, 14], max_new_tokens=1)
     assert r.get_prefill_chunk(3) == (10, 11, 12)
     assert r.get_prefill_chunk(3) == (10, 11, 12)        # unchanged: nothing was marked
-    r.mark_prefilled(3)
-    assert (r.prefill_pos, r.remaining_prefill) == (3, 2)
+    r.mark_computed(3)
+    assert (r.num_computed_tokens, r.prefill_pos, r.remaining_prefill) == (3, 3, 2)
     assert r.get_prefill_chunk(3) == (13, 14)            # clipped at the end of the prompt
-    r.mark_prefilled(2)
-    assert r.remaining_prefill == 0
+    r.mark_computed(2)
+    assert (r.remaining_prefill, r.tokens_to_compute) == (0, 0)
     assert r.get_prefill_chunk(3) == ()
 
 
@@ -42,10 +42,37 @@ def test_get_prefill_chunk_refuses_a_non_positive_size():
         r.get_prefill_chunk(1.5)
 
 
-def test_mark_prefilled_cannot_pass_the_end_of_the_prompt():
+def test_mark_computed_cannot_pass_the_tokens_to_compute():
     r = Request("a", prompt=[1, 2], max_new_tokens=1)
     with pytest.raises(AssertionError):
-        r.mark_prefilled(3)
+        r.mark_computed(3)
+    with pytest.raises(AssertionError):
+        r.mark_computed(0)
+    r.mark_computed(2)
+    with pytest.raises(AssertionError):                  # in DECODE only the newest token waits
+        r.mark_computed(1)
+
+
+def test_tokens_to_compute_through_prefill_decode_and_preemption():
+    # Prompt of 4, two tokens sampled: the cache holds 4 + 2 - 1 = 5 tokens, the newest
+    # token's K/V are computed by the next decode.
+    r = Request("a", prompt=[1, 2, 3, 4], max_new_tokens=5)
+    r.mark_computed(4)
+    r.append_token(9, step=0)
+    assert (r.tokens_to_compute, r.all_tokens) == (1, (1, 2, 3, 4, 9))
+    r.mark_computed(1)
+    r.append_token(8, step=1)
+    assert (r.num_computed_tokens, r.prefill_pos, r.tokens_to_compute) == (5, 4, 1)
+    # Preempted in step 3: everything cached is thrown away (5 tokens), the generated tokens
+    # stay, and the request will prefill its prompt *and* them again: 6 tokens.
+    assert r.preempt(step=3) == 5
+    assert r.state is RequestState.WAITING
+    assert (r.num_computed_tokens, r.prefill_pos, r.remaining_prefill) == (0, 0, 4)
+    assert (r.generated, r.tokens_to_compute, r.preempted_steps, r.num_preemptions) == \
+           ([9, 8], 6, [3], 1)
+    assert r.get_prefill_chunk(16) == (1, 2, 3, 4, 9, 8)
+    r.mark_computed(5)
+    assert (r.prefill_pos, r.remaining_prefill, r.get_prefill_chunk(4)) == (4, 0, (8,))
 
 
 def test_append_token_records_tokens_and_their_steps():
@@ -75,6 +102,22 @@ def test_max_kv_tokens_is_prompt_plus_new_minus_one(prompt_len, max_new, expecte
 
 def test_zero_new_tokens_is_done_from_the_start():
     assert Request("a", prompt=[1], max_new_tokens=0).is_done
+
+
+def test_eos_token_makes_a_request_done_early():
+    r = Request("a", prompt=[1], max_new_tokens=5, sampling=SamplingParams(eos_token_id=7))
+    r.append_token(3, step=0)
+    assert not r.is_done
+    r.append_token(7, step=1)
+    assert r.is_done and r.num_generated == 2
+    with pytest.raises(AssertionError):
+        r.append_token(4, step=2)
+
+
+def test_sampling_defaults_to_greedy_and_must_be_sampling_params():
+    assert Request("a", prompt=[1], max_new_tokens=1).sampling == SamplingParams()
+    with pytest.raises(TypeError, match="sampling"):
+        Request("a", prompt=[1], max_new_tokens=1, sampling={"temperature": 1.0})
 
 
 @pytest.mark.parametrize("kwargs, error, name", [

@@ -46,6 +46,29 @@ def test_unknown_kv_layout(layout):
         Scheduler(MODEL, **GOOD, kv_layout=layout)
 
 
+@pytest.mark.parametrize("kwargs, error, text", [
+    (dict(watermark_blocks=-1), ValueError, "watermark_blocks.*-1"),
+    (dict(watermark_blocks=1.0), TypeError, "watermark_blocks.*1.0"),
+    (dict(watermark_blocks=None), TypeError, "watermark_blocks.*None"),
+    (dict(num_blocks=4, watermark_blocks=4), ValueError,
+     r"watermark_blocks must be < num_blocks \(4\), got 4"),
+    (dict(enable_prefix_caching=1), TypeError, "enable_prefix_caching.*1"),
+    (dict(enable_prefix_caching="yes"), TypeError, "enable_prefix_caching"),
+    (dict(kv_layout="dense", enable_prefix_caching=True), ValueError,
+     "enable_prefix_caching needs kv_layout='paged'"),
+])
+def test_constructor_refuses_bad_serving_options(kwargs, error, text):
+    with pytest.raises(error, match=text):
+        Scheduler(MODEL, **GOOD, **kwargs)
+
+
+def test_serving_options_at_their_limits_are_accepted():
+    sched = Scheduler(MODEL, **GOOD, num_blocks=4, watermark_blocks=3, enable_prefix_caching=True)
+    assert sched.watermark_blocks == 3 and sched.kv_cache.enable_prefix_caching
+    unbounded = Scheduler(MODEL, **GOOD, watermark_blocks=100)    # no pool size to compare with
+    assert unbounded.watermark_blocks == 100 and not unbounded.kv_cache.enable_prefix_caching
+
+
 def test_model_must_be_a_model_or_none():
     with pytest.raises(TypeError, match="model"):
         Scheduler("TinyLLM", **GOOD)
@@ -79,7 +102,7 @@ def arriving_now(req_id, prompt, max_new_tokens):
 
 def already_run_request():
     r = arriving_now("ran", [1, 2], 1)
-    r.mark_prefilled(2)
+    r.mark_computed(2)
     return r
 
 
@@ -103,7 +126,10 @@ BAD_REQUESTS = {
 
 
 def scheduler_with_two_requests():
-    """SMALL model, paged pool of 2 blocks of 4 slots (8 tokens); "a" and 7 queued, one step run."""
+    """SMALL model, paged pool of 2 blocks of 4 slots (8 tokens); "a" and 7 queued, one step run.
+
+    Blocks are allocated on demand: step 0 admits both (their first 2-token chunks take one
+    block each); later one is preempted and recomputed, which must not change any token."""
     sched = Scheduler(SMALL, max_tokens_per_step=4, prefill_chunk_size=2, block_size=4, num_blocks=2)
     recorder = sched.plugins.register_scheduler_plugin(EventRecorder())
     sched.add_request(Request("a", [3, 1, 4, 1, 5], 2))      # 6 tokens: 2 blocks
@@ -131,6 +157,9 @@ def test_bad_request_is_refused_and_changes_nothing(case):
     assert sched.requests["a"].generated == reference_tokens([3, 1, 4, 1, 5], 2, SMALL)
     assert sched.requests[7].generated == reference_tokens([9, 2, 6], 3, SMALL)
     assert not sched.has_unfinished and sched.kv_cache.usage().used_blocks == 0
+    # Step 2: "a" needs a block for its last prompt token and the pool is full, so 7 (the
+    # youngest) is preempted; it recomputes later, with the same tokens.
+    assert sched.requests[7].preempted_steps == [2] and sched.counters.preemptions == 1
 
 
 def test_requests_at_the_limits_are_accepted():

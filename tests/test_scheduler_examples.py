@@ -2,7 +2,7 @@
 
 import pytest
 
-from cblab_src import Request, RequestState, Scheduler, SchedulerPlugin
+from cblab_src import LoggingPlugin, Preemption, Request, RequestState, Scheduler, SchedulerPlugin
 
 from conftest import MODEL, RecordingLLM, make_workload, reference_tokens, run_workload
 
@@ -78,7 +78,7 @@ def test_kv_holds_the_prompt_after_prefill_and_p_plus_n_minus_1_at_the_end():
     assert len(sched.kv_cache) == 0
     usage = sched.kv_cache.usage()
     assert usage.used_blocks == 0 and usage.free_blocks == usage.total_blocks
-    assert usage.reserved_blocks == 0
+    assert usage.cached_blocks == 0                     # prefix caching is off by default
 
 
 def test_kv_after_prefill_seen_between_steps():
@@ -148,10 +148,12 @@ def test_all_blocks_free_at_the_end_of_a_random_workload():
     sched, _ = run_workload(make_workload(3), max_tokens_per_step=5, prefill_chunk_size=3,
                             block_size=4, num_blocks=12)
     usage = sched.kv_cache.usage()
-    assert (usage.tokens, usage.used_blocks, usage.reserved_blocks) == (0, 0, 0)
+    assert (usage.tokens, usage.used_blocks, usage.cached_blocks, usage.shared_blocks) == \
+           (0, 0, 0, 0)
     assert usage.free_blocks == usage.total_blocks == 12
     assert sched.kv_cache.block_tables == {}
     assert all(owner is None for owner in sched.kv_cache.block_owners())
+    assert set(sched.kv_cache.allocator.ref_counts) == {0}
 
 
 def test_step_stats_is_a_mapping():
@@ -159,42 +161,97 @@ def test_step_stats_is_a_mapping():
     stats = sched.step()
     as_dict = dict(**stats)
     assert list(as_dict) == ["step_id", "decode_ids", "prefill_chunks", "num_tokens", "sampled",
-                             "finished_ids", "num_waiting", "num_running", "kv"]
+                             "finished_ids", "num_waiting", "num_running", "kv", "preemptions",
+                             "cached_tokens"]
     assert as_dict["num_tokens"] == stats["num_tokens"] == stats.num_tokens == 6
     assert stats["prefill_chunks"] == (("A", 0, 3), ("B", 0, 3))
-    assert len(stats) == 9 and "kv" in stats
+    assert len(stats) == 11 and "kv" in stats
     assert (stats.num_decode_tokens, stats.num_prefill_tokens) == (0, 6)
+    assert (stats.preemptions, stats.preempted_ids, stats.cached_tokens) == ((), (), 0)
     with pytest.raises(KeyError):
         stats["num_decode_tokens"]           # a property, not a field
+    with pytest.raises(KeyError):
+        stats["preempted_ids"]               # a property too
     with pytest.raises(KeyError):
         stats["nope"]
 
 
-def test_fcfs_a_small_later_request_does_not_overtake_a_blocked_one():
-    # Pool: 4 blocks of 4 slots.
-    # big0: 8 + 5 - 1 = 12 tokens -> 3 blocks; big1: 8 + 2 - 1 = 9 tokens -> 3 blocks;
-    # small: 2 + 2 - 1 = 3 tokens -> 1 block. All arrive at step 0.
-    # step 0: big0 admitted (3 blocks promised) and prefilled; big1 needs 3 of the 1 left:
-    #         admission stops, so small (which would fit) waits behind it.
-    # steps 1-4: big0 decodes, finishing in step 4 and freeing its blocks.
-    # step 5: big1 and small admitted and prefilled; step 6: both decode their last token.
+def fcfs_scheduler(**kwargs):
+    """Pool: 4 blocks of 4 slots; budget 64, chunk 16; all three requests arrive at step 0.
+
+    big0: prompt 8, 5 new -> at most 8 + 5 - 1 = 12 tokens (3 blocks);
+    big1: prompt 8, 2 new -> at most 9 tokens (3 blocks); small: prompt 2, 2 new -> 3 tokens.
+    """
     sched = Scheduler(MODEL, max_tokens_per_step=64, prefill_chunk_size=16, block_size=4,
-                      num_blocks=4)
-    big0 = sched.add_request(Request("big0", list(range(8)), max_new_tokens=5))
-    big1 = sched.add_request(Request("big1", list(range(10, 18)), max_new_tokens=2))
-    small = sched.add_request(Request("small", [1, 2], max_new_tokens=2))
+                      num_blocks=4, **kwargs)
+    log = sched.plugins.register_scheduler_plugin(LoggingPlugin())
+    reqs = [sched.add_request(Request("big0", list(range(8)), max_new_tokens=5)),
+            sched.add_request(Request("big1", list(range(10, 18)), max_new_tokens=2)),
+            sched.add_request(Request("small", [1, 2], max_new_tokens=2))]
+    return sched, log, reqs
+
+
+def test_fcfs_a_small_later_request_does_not_overtake_a_blocked_one():
+    # By hand, blocks allocated on demand (lowest free id first):
+    # step 0: big0 admitted, its first chunk (8 tokens) takes blocks 0, 1; big1 likewise takes
+    #         2, 3; small's chunk needs 1 block, 0 available: admission stops. Both big
+    #         requests sample their first token.
+    # step 1: big0's decode writes token 8 and needs a 3rd block; none is free, so the youngest
+    #         running request, big1, is preempted (8 cached tokens thrown away); big0 takes
+    #         block 2. No admission in a step that had to preempt.
+    # steps 2-4: big0 decodes (tokens 9-11 fit its 3rd block) and finishes in step 4. big1 is
+    #         first in the queue again: re-admitting it means recomputing its prompt and its
+    #         token, 9 tokens = 3 blocks, but only 1 is free; small (1 block) would fit, yet
+    #         must not overtake big1 (first come, first served).
+    # step 5: big1 is admitted and recomputes 9 tokens in one chunk, which samples its 2nd and
+    #         last token; small is admitted after it (1 of 4 - 3 blocks left) and prefills.
+    # step 6: small decodes its last token.
+    sched, log, (big0, big1, small) = fcfs_scheduler()
     history = sched.run()
-    assert [(s.decode_ids, s.prefill_chunks, s.finished_ids) for s in history] == [
-        ((), (("big0", 0, 8),), ()),
-        (("big0",), (), ()),
-        (("big0",), (), ()),
-        (("big0",), (), ()),
-        (("big0",), (), ("big0",)),
-        ((), (("big1", 0, 8), ("small", 0, 2)), ()),
-        (("big1", "small"), (), ("big1", "small")),
+    assert log.lines == [
+        "[step 0] decode=0 prefill=16 reqs=['big0', 'big1']",
+        "[step 1] decode=1 prefill=0 reqs=['big0'] "
+        "preempted=[big1 (req big0 needed 1 block, 0 available)]",
+        "[step 2] decode=1 prefill=0 reqs=['big0']",
+        "[step 3] decode=1 prefill=0 reqs=['big0']",
+        "[step 4] decode=1 prefill=0 reqs=['big0'] finished=['big0']",
+        "[step 5] decode=0 prefill=11 reqs=['big1', 'small'] finished=['big1']",
+        "[step 6] decode=1 prefill=0 reqs=['small'] finished=['small']",
     ]
-    assert [s.num_waiting for s in history] == [2, 2, 2, 2, 2, 0, 0]
+    assert [s.num_waiting for s in history] == [1, 2, 2, 2, 2, 0, 0]
+    assert [s.kv.used_blocks for s in history] == [4, 3, 3, 3, 0, 1, 0]    # after each step
+    assert history[1].preemptions == (Preemption("big1", "big0", 1, 0, 8),)
+    assert (big0.admitted_step, big1.admitted_step, small.admitted_step) == (0, 0, 5)
+    assert (big1.preempted_steps, big1.resumed_steps, big1.token_steps) == ([1], [5], [0, 5])
+    assert (sched.counters.preemptions, sched.counters.recomputed_tokens) == (1, 8)
+    for r in (big0, big1, small):
+        assert r.generated == reference_tokens(r.prompt, r.max_new_tokens)
+
+
+def test_watermark_admits_later_instead_of_preempting():
+    # The same workload keeping 1 block free at admission while others run:
+    # step 0: big0 admitted (nothing runs yet: no watermark), blocks 0, 1. big1 needs 2 blocks
+    #         + 1 kept free = 3 > 2 available: it waits, and small behind it.
+    # steps 1-4: big0 decodes, taking block 2 in step 1, and finishes in step 4; big1 keeps
+    #         waiting (2 + 1 > 1 available).
+    # step 5: big1 admitted into the empty pool (blocks 0, 1); small needs 1 + 1 <= 2: admitted.
+    # step 6: big1's decode takes block 3 (the one kept free); both finish. No preemption,
+    #         nothing recomputed, same number of steps; big1's first token came 5 steps later.
+    sched, log, (big0, big1, small) = fcfs_scheduler(watermark_blocks=1)
+    history = sched.run()
+    assert log.lines == [
+        "[step 0] decode=0 prefill=8 reqs=['big0']",
+        "[step 1] decode=1 prefill=0 reqs=['big0']",
+        "[step 2] decode=1 prefill=0 reqs=['big0']",
+        "[step 3] decode=1 prefill=0 reqs=['big0']",
+        "[step 4] decode=1 prefill=0 reqs=['big0'] finished=['big0']",
+        "[step 5] decode=0 prefill=10 reqs=['big1', 'small']",
+        "[step 6] decode=2 prefill=0 reqs=['big1', 'small'] finished=['big1', 'small']",
+    ]
+    assert [s.kv.used_blocks for s in history] == [2, 3, 3, 3, 0, 3, 0]
+    assert (sched.counters.preemptions, sched.counters.recomputed_tokens) == (0, 0)
     assert (big0.admitted_step, big1.admitted_step, small.admitted_step) == (0, 5, 5)
+    assert big1.first_token_step == 5
     for r in (big0, big1, small):
         assert r.generated == reference_tokens(r.prompt, r.max_new_tokens)
 
@@ -208,7 +265,8 @@ def test_scheduling_only_mode_runs_and_frees_everything():
         assert sched.requests[rid].generated == [0] * n
     assert all(s.num_tokens <= 4 for s in history)
     usage = sched.kv_cache.usage()
-    assert (usage.tokens, usage.used_blocks, usage.reserved_blocks) == (0, 0, 0)
+    assert (usage.tokens, usage.used_blocks, usage.cached_blocks) == (0, 0, 0)
+    assert usage.free_blocks == usage.total_blocks == 16
     assert not sched.kv_cache.has_storage
 
 

@@ -1,8 +1,12 @@
 """One generation request and its lifecycle: WAITING -> PREFILL -> DECODE -> FINISHED.
 
-A request owns its prompt, its progress through the prompt (``prefill_pos``), the tokens it
-has generated, and the step numbers the metrics need. It knows nothing about batches or
-memory: the scheduler moves it from state to state.
+A request owns its prompt, the tokens it has generated, how many of its tokens have their
+K/V in the cache (``num_computed_tokens``), its sampling settings, and the step numbers the
+metrics need. It knows nothing about batches or memory: the scheduler moves it between states.
+
+A preempted request goes back to WAITING with ``num_computed_tokens = 0`` and keeps its
+generated tokens; when readmitted it prefills its prompt *and* those tokens again (recompute),
+then carries on decoding.
 
 Time is counted in scheduler steps. Step ``s`` is the interval ``[s, s + 1)``: a request
 that arrives at step ``a`` and receives its first token in step ``s`` has waited
@@ -15,21 +19,29 @@ import enum
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .._validate import non_negative_int, positive_int, token_ids
+from ..model.sampling import GREEDY, SamplingParams, sample_token
 
 
 class RequestState(enum.Enum):
     """Where a request is in its life."""
 
-    WAITING = "waiting"    # arrived (or not yet) but holds no KV cache
-    PREFILL = "prefill"    # admitted; its prompt is being written to the KV cache in chunks
-    DECODE = "decode"      # prompt cached, first token sampled; one new token per step
-    FINISHED = "finished"  # produced max_new_tokens tokens; KV memory returned
+    WAITING = "waiting"    # arrived (or not yet), or preempted: holds no KV cache
+    PREFILL = "prefill"    # admitted; its tokens are being written to the KV cache in chunks
+    DECODE = "decode"      # everything cached but the newest token; one new token per step
+    FINISHED = "finished"  # done (length or EOS); KV memory returned
+
+
+class FinishReason(enum.Enum):
+    LENGTH = "length"      # sampled max_new_tokens tokens
+    STOP = "stop"          # sampled the EOS token
 
 
 @dataclass(eq=False)
 class Request:
-    """A prompt to continue for ``max_new_tokens`` tokens, arriving at ``arrival_step``.
+    """A prompt to continue for up to ``max_new_tokens`` tokens, arriving at ``arrival_step``.
 
     Example: ``Request("a", prompt=[5, 6, 7], max_new_tokens=2)`` needs 3 prompt tokens
     prefilled, then samples 2 tokens; its KV cache ends holding 3 + 2 - 1 = 4 tokens.
@@ -39,13 +51,19 @@ class Request:
     prompt: Sequence[int]
     max_new_tokens: int
     arrival_step: int = 0
-    prefill_pos: int = field(default=0, init=False)
+    sampling: SamplingParams = GREEDY
+    num_computed_tokens: int = field(default=0, init=False)
     generated: list[int] = field(default_factory=list, init=False)
     state: RequestState = field(default=RequestState.WAITING, init=False)
+    finish_reason: FinishReason | None = field(default=None, init=False)
     admitted_step: int | None = field(default=None, init=False)
     first_token_step: int | None = field(default=None, init=False)
     finish_step: int | None = field(default=None, init=False)
     token_steps: list[int] = field(default_factory=list, init=False)
+    preempted_steps: list[int] = field(default_factory=list, init=False)
+    resumed_steps: list[int] = field(default_factory=list, init=False)    # re-admissions
+    num_cached_prompt_tokens: int = field(default=0, init=False)   # prefix-cache hits
+    _rng: np.random.Generator | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.req_id, (int, str)) or isinstance(self.req_id, bool):
@@ -53,6 +71,8 @@ class Request:
         self.prompt = token_ids("prompt", self.prompt)
         self.max_new_tokens = non_negative_int("max_new_tokens", self.max_new_tokens)
         self.arrival_step = non_negative_int("arrival_step", self.arrival_step)
+        if not isinstance(self.sampling, SamplingParams):
+            raise TypeError(f"sampling must be a SamplingParams, got {self.sampling!r}")
 
     # ----- derived quantities (never stored, so they can never disagree) -----
     @property
@@ -62,6 +82,23 @@ class Request:
     @property
     def num_generated(self) -> int:
         return len(self.generated)
+
+    @property
+    def all_tokens(self) -> tuple[int, ...]:
+        """Prompt followed by the generated tokens."""
+        return self.prompt + tuple(self.generated)
+
+    @property
+    def prefill_pos(self) -> int:
+        """Prompt tokens whose K/V are cached."""
+        return min(self.num_computed_tokens, self.prompt_len)
+
+    @property
+    def tokens_to_compute(self) -> int:
+        """Tokens whose K/V must still be computed before the next token can be sampled:
+        the rest of the prompt (plus, after a preemption, the generated tokens), or in
+        DECODE exactly one, the newest token."""
+        return self.prompt_len + self.num_generated - self.num_computed_tokens
 
     @property
     def remaining_prefill(self) -> int:
@@ -80,31 +117,52 @@ class Request:
         """
         return 0 if self.max_new_tokens == 0 else self.prompt_len + self.max_new_tokens - 1
 
+    @property
+    def is_done(self) -> bool:
+        """True once the request sampled ``max_new_tokens`` tokens or its EOS token."""
+        eos = self.sampling.eos_token_id
+        return (len(self.generated) >= self.max_new_tokens
+                or (eos is not None and bool(self.generated) and self.generated[-1] == eos))
+
     # ----- progress -----
     def get_prefill_chunk(self, n: int) -> tuple[int, ...]:
-        """The next at most ``n`` prompt tokens to prefill (does not advance ``prefill_pos``)."""
+        """The next at most ``n`` tokens to prefill (does not advance anything)."""
         n = positive_int("n", n)
-        return tuple(self.prompt[self.prefill_pos:self.prefill_pos + n])
+        start = self.num_computed_tokens
+        return self.all_tokens[start:start + min(n, self.tokens_to_compute)]
 
-    def mark_prefilled(self, n: int) -> None:
-        """Record that ``n`` more prompt tokens now have their K/V cached."""
-        assert 0 < n <= self.remaining_prefill, (n, self.remaining_prefill)
-        self.prefill_pos += n
+    def mark_computed(self, n: int) -> None:
+        """Record that ``n`` more tokens now have their K/V cached."""
+        assert 0 < n <= self.tokens_to_compute, (n, self.tokens_to_compute)
+        self.num_computed_tokens += n
+
+    def sample(self, logits: np.ndarray) -> int:
+        """Choose the next token with this request's own generator."""
+        if self._rng is None:
+            self._rng = self.sampling.make_rng()
+        return sample_token(logits, self.sampling, self._rng)
 
     def append_token(self, token: int, step: int) -> None:
         """Record a sampled token produced in scheduler step ``step``."""
-        assert not self.finished and len(self.generated) < self.max_new_tokens
+        assert not self.finished and not self.is_done
         if self.first_token_step is None:
             self.first_token_step = step
         self.generated.append(int(token))
         self.token_steps.append(step)
 
     @property
-    def is_done(self) -> bool:
-        """True once the request has sampled all ``max_new_tokens`` tokens."""
-        return len(self.generated) >= self.max_new_tokens
+    def num_preemptions(self) -> int:
+        return len(self.preempted_steps)
+
+    def preempt(self, step: int) -> int:
+        """Drop all cached progress (the scheduler freed the KV in step ``step``); return the
+        number of tokens that will be computed again."""
+        lost, self.num_computed_tokens = self.num_computed_tokens, 0
+        self.state = RequestState.WAITING
+        self.preempted_steps.append(step)
+        return lost
 
     def __repr__(self) -> str:
         return (f"Request({self.req_id!r}, prompt_len={self.prompt_len}, "
                 f"max_new_tokens={self.max_new_tokens}, state={self.state.name}, "
-                f"prefill_pos={self.prefill_pos}, generated={self.generated})")
+                f"num_computed_tokens={self.num_computed_tokens}, generated={self.generated})")

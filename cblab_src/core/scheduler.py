@@ -2,21 +2,27 @@
 
 One step, as :meth:`Scheduler.step` reads::
 
-    plan = self._schedule()         # which decodes and prefill chunks fit the token budget
-    batch = self._build(plan)       # lay them out ragged; extend each request's KV
+    plan = self._schedule()         # decodes, then prefill chunks, allocating KV as it goes
+    batch = self._build(plan)       # lay them out ragged: one array of tokens, no padding
     logits = model.forward_step()   # one forward pass over every token of the step
-    self._commit(plan, logits)      # advance prefill, sample tokens, finish and free
+    self._commit(plan, logits)      # advance progress, sample tokens, finish and free
 
 The policy (the design notes' §5, as in vLLM v1 and Sarathi-Serve):
 
 * running decodes go first, one token each, oldest request first;
 * the rest of the budget goes to prefill chunks in arrival order: at most one chunk per request
   per step, at most ``prefill_chunk_size`` tokens, clipped by what is left of the budget;
-* a waiting request is admitted only when the KV cache can reserve every token it may hold
-  (prompt + max_new_tokens - 1); the first request that cannot be admitted stops admission, so
-  later ones never overtake it (first come, first served);
+* KV blocks are allocated on demand, as tokens are scheduled. A waiting request is admitted
+  when its first chunk's blocks are available (plus ``watermark_blocks`` kept free while others
+  run); the first request that cannot be admitted stops admission, so later ones never
+  overtake it (first come, first served);
+* when a running request needs a block and none is available, the most recently admitted
+  running request is preempted: its KV is freed and it returns to the queue, to prefill its
+  prompt and the tokens it already generated again (recompute, as vLLM v1 does). Because
+  admission is first come first served, running requests are always older than waiting ones,
+  so "most recently admitted" is the youngest running request, and the oldest always progresses;
 * the chunk that completes a prompt samples the first token; a request finishes in the step
-  that samples its ``max_new_tokens``-th token and frees its KV memory at once.
+  that samples its ``max_new_tokens``-th token (or its EOS token) and frees its KV at once.
 
 With ``model=None`` the scheduler does all of this without computing anything (every sampled
 token is 0): a scheduling-only simulation for large workloads.
@@ -26,64 +32,53 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Hashable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._validate import non_negative_int, one_of, positive_int
 from ..plugins.base import PluginManager
 from .batch_builder import RaggedBatch, build_batch
-from .kv_cache import KV_LAYOUTS, KVCache, KVUsage, PagedKVCache
-from .request import Request, RequestState
+from .kv_cache import KV_LAYOUTS, DenseKVCache, KVCache, PagedKVCache
+from .request import FinishReason, Request, RequestState
+from .step_stats import Preemption, StepStats
 
 
-@dataclass(frozen=True)
-class StepStats(Mapping):
-    """What one step did. Readable as attributes (``stats.num_tokens``) or as a mapping
-    (``stats["num_tokens"]``, ``metrics.record_step(**stats)``)."""
+@dataclass
+class SchedulerCounters:
+    """Running totals over the scheduler's life."""
 
-    step_id: int
-    decode_ids: tuple                  # requests that decoded one token, in batch order
-    prefill_chunks: tuple              # (req_id, start, length) per prefill chunk
-    num_tokens: int                    # tokens in the step's batch (<= the budget)
-    sampled: tuple                     # (req_id, token) for every token sampled this step
-    finished_ids: tuple                # requests that finished in this step
-    num_waiting: int                   # arrived but not admitted, after the step
-    num_running: int                   # admitted and unfinished, after the step
-    kv: KVUsage                        # KV memory after the step
+    preemptions: int = 0
+    recomputed_tokens: int = 0        # cached tokens thrown away by preemption
+    prompt_tokens: int = 0            # prompt tokens of requests admitted for the first time
+    cached_prompt_tokens: int = 0     # ... of which came from the prefix cache
 
     @property
-    def num_decode_tokens(self) -> int:
-        return len(self.decode_ids)
-
-    @property
-    def num_prefill_tokens(self) -> int:
-        return sum(length for _, _, length in self.prefill_chunks)
-
-    def __getitem__(self, key: str):
-        if key not in self._field_names():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._field_names())
-
-    def __len__(self) -> int:
-        return len(self._field_names())
-
-    @classmethod
-    def _field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+    def prefix_hit_rate(self) -> float:
+        """Share of admitted prompt tokens whose prefill the prefix cache saved."""
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Plan:
-    """The requests scheduled for one step."""
+    """The work of one step, built up by :meth:`Scheduler._schedule`."""
 
-    decodes: list[Request]
-    chunks: list[tuple[Request, int]]     # (request, chunk length)
-    zero_output: list[Request]            # max_new_tokens == 0: finish without computing
+    budget: int
+    decodes: list[Request] = field(default_factory=list)
+    chunks: list[tuple[Request, int]] = field(default_factory=list)   # (request, chunk length)
+    preemptions: list[Preemption] = field(default_factory=list)
+    zero_output: list[Request] = field(default_factory=list)          # max_new_tokens == 0
+    cached_tokens: int = 0
+
+    def drop(self, r: Request) -> None:
+        """Take a preempted request out of this step, giving its tokens back to the budget."""
+        if r in self.decodes:
+            self.decodes.remove(r)
+            self.budget += 1
+        for item in [c for c in self.chunks if c[0] is r]:
+            self.chunks.remove(item)
+            self.budget += item[1]
 
 
 class Scheduler:
@@ -91,24 +86,39 @@ class Scheduler:
 
     ``Scheduler(TinyLLM(), max_tokens_per_step=8, prefill_chunk_size=4)`` batches up to 8
     tokens per step, prefilling prompts 4 tokens at a time, with a paged KV cache of
-    16-token blocks that grows to fit the workload.
+    16-token blocks that grows to fit the workload. Give ``num_blocks`` for a fixed pool (then
+    requests may be preempted), ``enable_prefix_caching=True`` to share cached prompt prefixes.
     """
 
     def __init__(self, model, *, max_tokens_per_step: int, prefill_chunk_size: int,
-                 kv_layout: str = "paged", block_size: int = 16, num_blocks: int | None = None):
+                 kv_layout: str = "paged", block_size: int = 16, num_blocks: int | None = None,
+                 enable_prefix_caching: bool = False, watermark_blocks: int = 0):
         self.max_tokens_per_step = max_tokens_per_step
         self.prefill_chunk_size = prefill_chunk_size
         self.kv_layout = one_of("kv_layout", kv_layout, tuple(KV_LAYOUTS))
+        # Checked for both layouts, so a wrong value never hides behind kv_layout="dense".
+        block_size = positive_int("block_size", block_size)
+        if num_blocks is not None:
+            num_blocks = positive_int("num_blocks", num_blocks)
+        self.watermark_blocks = non_negative_int("watermark_blocks", watermark_blocks)
         if model is not None and not hasattr(model, "forward_step"):
             raise TypeError(f"model must be a TinyLLM-like model or None, got {model!r}")
         self.model = model
         shape = {} if model is None else dict(n_layers=model.n_layers, n_heads=model.n_heads,
                                               head_dim=model.head_dim, dtype=model.dtype)
         if kv_layout == "paged":
-            self.kv_cache: KVCache = PagedKVCache(block_size, num_blocks, **shape)
+            self.kv_cache: KVCache = PagedKVCache(block_size, num_blocks, **shape,
+                                                  enable_prefix_caching=enable_prefix_caching)
+            if num_blocks is not None and self.watermark_blocks >= num_blocks:
+                raise ValueError(f"watermark_blocks must be < num_blocks ({num_blocks}), "
+                                 f"got {watermark_blocks}")
         else:
-            self.kv_cache = KV_LAYOUTS[kv_layout](**shape)
+            if enable_prefix_caching:
+                raise ValueError("enable_prefix_caching needs kv_layout='paged', got "
+                                 f"kv_layout={kv_layout!r}")
+            self.kv_cache = DenseKVCache(**shape)
         self.plugins = PluginManager()
+        self.counters = SchedulerCounters()
         self.step_count = 0
         self.requests: dict[Hashable, Request] = {}      # every request held, by id
         self.finished: list[Request] = []                 # in the order they finished
@@ -128,7 +138,7 @@ class Scheduler:
 
     @property
     def prefill_chunk_size(self) -> int:
-        """Most prompt tokens of one request prefilled in one step."""
+        """Most tokens of one request prefilled in one step."""
         return self._prefill_chunk_size
 
     @prefill_chunk_size.setter
@@ -143,17 +153,22 @@ class Scheduler:
 
     @property
     def waiting(self) -> list[Request]:
-        """Requests that have arrived but hold no KV cache yet."""
+        """Requests that have arrived (by the current step) but hold no KV cache."""
         return self.waiting_after(self.step_count)
 
     @property
     def running(self) -> list[Request]:
-        """Admitted requests: prefilling or decoding."""
+        """Admitted requests, prefilling or decoding, oldest first."""
         return [r for r in self._queue if r.state in (RequestState.PREFILL, RequestState.DECODE)]
 
     @property
     def has_unfinished(self) -> bool:
         return bool(self._queue)
+
+    def waiting_after(self, step_id: int) -> list[Request]:
+        """Requests arrived by ``step_id`` and waiting."""
+        return [r for r in self._queue
+                if r.state is RequestState.WAITING and r.arrival_step <= step_id]
 
     # ------------------------------------------------------------------ adding work
     def add_request(self, req: Request) -> Request:
@@ -171,11 +186,8 @@ class Scheduler:
             raise TypeError(f"req must be a Request, got {req!r}")
         if req.req_id in self.requests:
             raise ValueError(f"req_id {req.req_id!r} was already added")
-        if req.state is not RequestState.WAITING or req.prefill_pos or req.generated:
+        if req.state is not RequestState.WAITING or req.num_computed_tokens or req.generated:
             raise ValueError(f"req {req.req_id!r} has already run (state {req.state.name})")
-        if req.arrival_step < self.step_count:
-            raise ValueError(f"arrival_step {req.arrival_step} is in the past: the scheduler is "
-                             f"at step {self.step_count}")
         if self.model is not None:
             self.model.check_tokens("prompt", req.prompt)
             limit = self.model.max_seq_len
@@ -189,9 +201,12 @@ class Scheduler:
         if isinstance(cache, PagedKVCache) and cache.allocator.bounded:
             need = cache.blocks_for(req.max_kv_tokens)
             if need > cache.num_blocks:
-                raise ValueError(f"request {req.req_id!r} needs {need} blocks "
+                raise ValueError(f"request {req.req_id!r} can never fit: it needs {need} blocks "
                                  f"(prompt {req.prompt_len} + max_new_tokens {req.max_new_tokens}"
                                  f" - 1 tokens) but num_blocks is {cache.num_blocks}")
+        if req.arrival_step < self.step_count:
+            raise ValueError(f"arrival_step {req.arrival_step} is in the past: the scheduler is "
+                             f"at step {self.step_count}")
 
     # ------------------------------------------------------------------ one step
     def step(self) -> StepStats:
@@ -207,11 +222,12 @@ class Scheduler:
         stats = StepStats(
             step_id=step_id,
             decode_ids=tuple(r.req_id for r in plan.decodes),
-            prefill_chunks=tuple((r.req_id, r.prefill_pos - n, n) for r, n in plan.chunks),
+            prefill_chunks=tuple((r.req_id, r.num_computed_tokens - n, n) for r, n in plan.chunks),
             num_tokens=batch.num_tokens, sampled=tuple(sampled),
             finished_ids=tuple(r.req_id for r in finished),
             num_waiting=len(self.waiting_after(step_id)), num_running=len(self.running),
-            kv=self.kv_cache.usage())
+            kv=self.kv_cache.usage(), preemptions=tuple(plan.preemptions),
+            cached_tokens=plan.cached_tokens)
         self.step_count += 1
         self.plugins.dispatch("after_step", self, stats)
         return stats
@@ -233,55 +249,98 @@ class Scheduler:
             del self.requests[r.req_id]
         return done
 
-    def waiting_after(self, step_id: int) -> list[Request]:
-        """Requests arrived by ``step_id`` and still waiting."""
-        return [r for r in self._queue
-                if r.state is RequestState.WAITING and r.arrival_step <= step_id]
-
     # ------------------------------------------------------------------ the policy
     def _schedule(self) -> _Plan:
         arrived = [r for r in self._queue if r.arrival_step <= self.step_count]
-        zero = [r for r in arrived if r.max_new_tokens == 0]
-        budget = self.max_tokens_per_step
-        decodes = [r for r in arrived if r.state is RequestState.DECODE][:budget]
-        budget -= len(decodes)
-        chunks = []
+        plan = _Plan(budget=self.max_tokens_per_step,
+                     zero_output=[r for r in arrived if r.max_new_tokens == 0])
+        for r in [r for r in arrived if r.state is RequestState.DECODE]:
+            if plan.budget == 0:
+                break
+            if r.state is RequestState.DECODE and self._allocate(r, 1, plan):
+                plan.decodes.append(r)
+                plan.budget -= 1
         for r in arrived:
-            if budget == 0:
+            if plan.budget == 0:
                 break
             if r.state is RequestState.WAITING and r.max_new_tokens > 0:
-                if not self.kv_cache.can_admit(r.max_kv_tokens):
-                    break              # first come, first served: nobody overtakes it
-                self.kv_cache.admit(r.req_id, r.max_kv_tokens)
-                r.state, r.admitted_step = RequestState.PREFILL, self.step_count
+                # No admissions in a step that had to preempt: memory is short.
+                if plan.preemptions or not self._admit(r, plan):
+                    break
             if r.state is RequestState.PREFILL:
-                n = min(self.prefill_chunk_size, r.remaining_prefill, budget)
-                chunks.append((r, n))
-                budget -= n
-        return _Plan(decodes, chunks, zero)
+                n = min(self.prefill_chunk_size, r.tokens_to_compute, plan.budget)
+                if not self._allocate(r, n, plan):
+                    break
+                plan.chunks.append((r, n))
+                plan.budget -= n
+        return plan
+
+    def _admit(self, r: Request, plan: _Plan) -> bool:
+        """Start ``r`` if its first chunk's blocks are available; reuse its cached prefix."""
+        tokens = r.all_tokens
+        hit = self.kv_cache.cached_prefix_len(tokens)
+        first = hit + min(self.prefill_chunk_size, len(tokens) - hit, plan.budget)
+        keep_free = self.watermark_blocks if self.running else 0
+        if not self.kv_cache.can_admit(tokens, first, keep_free):
+            return False
+        hit = self.kv_cache.admit(r.req_id, tokens)
+        r.num_computed_tokens = hit
+        r.state = RequestState.PREFILL
+        if r.admitted_step is not None:             # back after a preemption
+            r.resumed_steps.append(self.step_count)
+        else:
+            r.admitted_step = self.step_count
+            r.num_cached_prompt_tokens = hit
+            self.counters.prompt_tokens += r.prompt_len
+            self.counters.cached_prompt_tokens += hit
+        plan.cached_tokens += hit
+        return True
+
+    def _allocate(self, r: Request, n: int, plan: _Plan) -> bool:
+        """Extend ``r``'s KV by ``n`` tokens, preempting the youngest running requests while
+        blocks are short. False if ``r`` itself had to be preempted."""
+        cache = self.kv_cache
+        while not cache.can_extend(r.req_id, n):
+            victim = self.running[-1]
+            plan.preemptions.append(Preemption(
+                victim.req_id, r.req_id, cache.blocks_to_extend(r.req_id, n),
+                cache.allocator.num_available, victim.num_computed_tokens))
+            self._preempt(victim, plan)
+            if victim is r:
+                return False
+        cache.extend(r.req_id, n)
+        return True
+
+    def _preempt(self, victim: Request, plan: _Plan) -> None:
+        self.kv_cache.free(victim.req_id)
+        plan.drop(victim)
+        self.counters.preemptions += 1
+        self.counters.recomputed_tokens += victim.preempt(self.step_count)
 
     def _build(self, plan: _Plan) -> RaggedBatch:
-        parts = [(r.req_id, r.generated[-1:], r.prompt_len + r.num_generated - 1, True)
-                 for r in plan.decodes]
-        parts += [(r.req_id, r.get_prefill_chunk(n), r.prefill_pos, n == r.remaining_prefill)
-                  for r, n in plan.chunks]
-        batch = build_batch(parts)
-        for seg in batch.segments:
-            self.kv_cache.extend(seg.req_id, seg.length)
-        return batch
+        parts = [(r.req_id, r.generated[-1:], r.num_computed_tokens, True) for r in plan.decodes]
+        parts += [(r.req_id, r.get_prefill_chunk(n), r.num_computed_tokens,
+                   n == r.tokens_to_compute) for r, n in plan.chunks]
+        return build_batch(parts)
 
     def _commit(self, plan: _Plan, batch: RaggedBatch, logits: np.ndarray | None):
+        for r in plan.decodes:
+            r.mark_computed(1)
         for r, n in plan.chunks:
-            r.mark_prefilled(n)
+            r.mark_computed(n)
         samplers = [self.requests[s.req_id] for s in batch.segments if s.samples]
         sampled, finished = [], list(plan.zero_output)
         for i, r in enumerate(samplers):
-            token = 0 if logits is None else int(np.argmax(logits[i]))
+            token = 0 if logits is None else r.sample(
+                self.plugins.process_logits(r.all_tokens, logits[i]))
             r.append_token(token, self.step_count)
             r.state = RequestState.DECODE
             sampled.append((r.req_id, token))
             if r.is_done:
                 finished.append(r)
+        for r in plan.decodes + [c[0] for c in plan.chunks]:
+            if r.req_id in self.kv_cache:
+                self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)
         for r in finished:
             self._finish(r)
         return sampled, finished
@@ -289,6 +348,9 @@ class Scheduler:
     def _finish(self, r: Request) -> None:
         if r.req_id in self.kv_cache:
             self.kv_cache.free(r.req_id)
+        eos = r.sampling.eos_token_id
+        stopped = r.generated and eos is not None and r.generated[-1] == eos
+        r.finish_reason = FinishReason.STOP if stopped else FinishReason.LENGTH
         r.state, r.finish_step = RequestState.FINISHED, self.step_count
         self._queue.remove(r)
         del self._order[r.req_id]

@@ -4,12 +4,17 @@ Observe: after the prefill step each request's cache holds its prompt (``len(cac
 sum of ``seq_len``); every decode step appends one token per request. Blocks of
 ``--block-size`` slots are taken from the shared pool only when a token needs one, lowest id
 first; the unfilled tail of each request's last block is the only waste. A finished request
-returns its blocks at once. Admission reserves every block a request may need, so with a
-small ``--num-blocks`` the second request waits. After every step the K/V read through the
-block table equal those of a dense prefill of the same tokens, and ``paged_attention`` over
-the pool equals dense attention over those K/V.
+returns its blocks at once. Nothing is reserved: a request is admitted when the blocks of its
+first chunk are available, so with a small ``--num-blocks`` the second request waits for
+admission, or, admitted, is preempted when the first needs a block and none is free (its
+blocks are freed and it later recomputes its prompt and the tokens it had generated). With
+``--prefix-caching`` a finished or preempted request's full blocks stay cached (``~`` in the
+pool) for reuse. After every step the K/V read through the block table equal those of a
+dense prefill of the same tokens, and ``paged_attention`` over the pool equals dense attention
+over those K/V.
 
     python -m cblab_src.demos.demo_paged_attention --block-size 4 --prompt-len 10 --num-blocks 8
+    python -m cblab_src.demos.demo_paged_attention --prompt-len 4 --max-new-tokens 3 --num-blocks 2
 """
 
 from __future__ import annotations
@@ -29,11 +34,17 @@ from ._common import positive_int, random_prompt
 
 
 def draw_pool(cache) -> str:
-    """The pool as text, one ``|....|`` per block: the owner's name in each filled slot,
-    '·' in an empty slot of a used block (wasted), blank in a free block."""
+    """The pool as text, one ``|....|`` per block: the (first) owner's name in each filled
+    slot, '·' in an empty slot of a used block (wasted), '~' in a block kept only for prefix
+    reuse (cached, no owner), blank in a free block."""
     owners, fill = cache.block_owners(), cache.slot_fill()
-    blocks = ["".join(str(owner)[0] if full else ("·" if owner is not None else " ")
-                      for full in row) for owner, row in zip(owners, fill)]
+    blocks = []
+    for block, (owner, row) in enumerate(zip(owners, fill)):
+        if owner is None and cache.allocator.is_cached_content(block):
+            blocks.append("~" * cache.block_size)
+        else:
+            blocks.append("".join(str(owner)[0] if full else ("·" if owner is not None else " ")
+                                  for full in row))
     return "|" + "|".join(blocks) + "|"
 
 
@@ -65,6 +76,8 @@ def main(argv=None) -> int:
                         help="tokens to generate per request")
     parser.add_argument("--num-blocks", type=positive_int, default=8, help="blocks in the pool")
     parser.add_argument("--requests", type=int, choices=[1, 2], default=2, help="1 or 2 requests")
+    parser.add_argument("--prefix-caching", action="store_true",
+                        help="keep full blocks cached for reuse (enable_prefix_caching)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the prompts and queries")
     args = parser.parse_args(argv)
 
@@ -73,7 +86,8 @@ def main(argv=None) -> int:
     # Budget and chunk large enough to prefill every prompt in step 0.
     scheduler = Scheduler(model, max_tokens_per_step=args.requests * args.prompt_len,
                           prefill_chunk_size=args.prompt_len, kv_layout="paged",
-                          block_size=args.block_size, num_blocks=args.num_blocks)
+                          block_size=args.block_size, num_blocks=args.num_blocks,
+                          enable_prefix_caching=args.prefix_caching)
     cache = scheduler.kv_cache
     try:
         for name in "AB"[:args.requests]:
@@ -91,7 +105,7 @@ def main(argv=None) -> int:
         kv = stats.kv
         print(f"\n{format_step(stats)}")
         print(f"  len(cache) = {len(cache)}   blocks used {kv.used_blocks}/{kv.total_blocks}, "
-              f"free {kv.free_blocks} (reserved {kv.reserved_blocks}), "
+              f"free {kv.free_blocks}, cached {kv.cached_blocks}, shared {kv.shared_blocks}, "
               f"wasted slots {kv.wasted_slots}")
         for rid in cache.req_ids:
             kv_diff, attn_diff = check_request(model, cache, scheduler.requests[rid], rng)
@@ -101,13 +115,24 @@ def main(argv=None) -> int:
                   f"  paged == dense: {ok} "
                   f"(K/V diff {kv_diff:.1e}, attention diff {attn_diff:.1e})")
         for rid in stats.finished_ids:
-            print(f"  {rid}: finished, its blocks are back on the free list")
+            print(f"  {rid}: finished, its blocks are back in the pool")
+        for p in stats.preemptions:
+            print(f"  {p.req_id}: preempted ({p.reason()}): its KV ({p.recomputed_tokens} "
+                  f"tokens) is released")
         for r in scheduler.waiting_after(stats.step_id):
-            need = cache.blocks_for(r.max_kv_tokens)
-            print(f"  {r.req_id}: waiting, the pool cannot reserve {need} blocks for it yet")
+            if r.num_preemptions:
+                print(f"  {r.req_id}: waiting to resume: its prompt and {r.num_generated} "
+                      f"generated token(s) will be prefilled again")
+            else:
+                first = cache.blocks_for(min(scheduler.prefill_chunk_size, r.prompt_len))
+                print(f"  {r.req_id}: waiting for admission: its first chunk needs {first} "
+                      f"block(s), {cache.allocator.num_available} available")
         print(f"  pool {draw_pool(cache)}")
 
-    print(f"\npaged attention matched dense attention after every step: {all_ok}")
+    counters = scheduler.counters
+    print(f"\npreemptions: {counters.preemptions}, tokens recomputed: "
+          f"{counters.recomputed_tokens}, prefix hit rate: {counters.prefix_hit_rate:.0%}")
+    print(f"paged attention matched dense attention after every step: {all_ok}")
     return 0 if all_ok else 1
 
 

@@ -1,11 +1,13 @@
 """Phase 9 (监控与性能分析, 实时监控): a live terminal monitor of a running workload.
 
 Observe: requests arrive over time (Poisson gaps from a seeded rng, added up front with
-future ``arrival_step``s), queue while the budget or the KV pool is full, and leave when they
-finish. Each frame shows the step's decode and prefill tokens against the budget, the queue,
-the running requests, the KV blocks in use, and the throughput in tokens per step and in
-wall-clock tokens/s from a :class:`MetricsCollector` (engine time only: the pauses between
-frames are not counted, so the figure changes from machine to machine, nothing else does).
+future ``arrival_step``s), queue while the budget or the KV pool is full, are preempted (and
+later recompute) when the pool runs out mid-generation, and leave when they finish. Each frame
+shows the step's decode and prefill tokens against the budget, the queue, the running
+requests, the KV blocks in use (and those kept for prefix reuse with ``--prefix-caching``),
+the preemptions so far, and the throughput in tokens per step and in wall-clock tokens/s from
+a :class:`MetricsCollector` (engine time only: the pauses between frames are not counted, so
+the figure changes from machine to machine, nothing else does).
 
 The frame is redrawn in place with ANSI escape codes; with ``--no-ansi``, or when stdout is
 not a terminal, it prints one line per step instead. Ctrl-C stops it.
@@ -46,7 +48,8 @@ class PausableClock:
 
 
 def status_line(scheduler: Scheduler, stats) -> str:
-    """The ``--no-ansi`` output: ``format_step`` plus queue and KV figures."""
+    """The ``--no-ansi`` output: ``format_step`` (with this step's preemptions) plus queue and
+    KV figures."""
     kv = stats.kv
     return (f"{format_step(stats)} waiting={stats.num_waiting} running={stats.num_running} "
             f"kv_blocks={kv.used_blocks}/{kv.total_blocks}")
@@ -57,7 +60,7 @@ def dashboard(scheduler: Scheduler, stats, collector: MetricsCollector, color: b
     def paint(code, text):
         return f"{code}{text}{RESET}" if color else text
 
-    budget, kv = scheduler.max_tokens_per_step, stats.kv
+    budget, kv, counters = scheduler.max_tokens_per_step, stats.kv, scheduler.counters
     decode, prefill = stats.num_decode_tokens, stats.num_prefill_tokens
     summary = collector.get_step_summary()
     recent = [s.num_tokens for s in collector.steps[-40:]]
@@ -74,8 +77,10 @@ def dashboard(scheduler: Scheduler, stats, collector: MetricsCollector, color: b
         f"waiting  {stats.num_waiting:<4} running {stats.num_running:<4} "
         f"finished {len(scheduler.finished)}/{len(scheduler.requests)}   not arrived {not_arrived}",
         f"KV       {paint(CYAN, bar(kv.used_blocks, kv.total_blocks))} "
-        f"{kv.used_blocks}/{kv.total_blocks} blocks  reserved {kv.reserved_blocks}  "
-        f"wasted slots {kv.wasted_slots}",
+        f"{kv.used_blocks}/{kv.total_blocks} blocks  cached {kv.cached_blocks}  "
+        f"shared {kv.shared_blocks}  wasted slots {kv.wasted_slots}",
+        f"preempt  {counters.preemptions} so far ({counters.recomputed_tokens} tokens to "
+        f"recompute)   prefix hit rate {counters.prefix_hit_rate:.0%}",
         f"rate     {summary['tokens_per_step']:.1f} tokens/step   "
         f"{summary['tokens_per_second']:.0f} tok/s (engine time {summary['wall_seconds']:.2f} s)",
         "",
@@ -90,6 +95,8 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk", type=positive_int, default=8, help="prefill_chunk_size")
     parser.add_argument("--block-size", type=positive_int, default=4, help="KV slots per block")
     parser.add_argument("--num-blocks", type=positive_int, default=24, help="KV blocks in the pool")
+    parser.add_argument("--prefix-caching", action="store_true",
+                        help="share cached prompt prefixes (enable_prefix_caching)")
     parser.add_argument("--mean-gap", type=float, default=1.0,
                         help="mean steps between arrivals (Poisson)")
     parser.add_argument("--delay", type=float, default=0.1, help="seconds between frames")
@@ -105,7 +112,8 @@ def main(argv=None) -> int:
     clock = PausableClock()
     collector = MetricsCollector(clock=clock)
     scheduler = Scheduler(TinyLLM(), max_tokens_per_step=args.budget, prefill_chunk_size=args.chunk,
-                          kv_layout="paged", block_size=args.block_size, num_blocks=args.num_blocks)
+                          kv_layout="paged", block_size=args.block_size, num_blocks=args.num_blocks,
+                          enable_prefix_caching=args.prefix_caching)
     scheduler.plugins.register_scheduler_plugin(MetricsPlugin(collector))
     try:
         for r in make_workload(args.requests, args.seed, prompt_lens=(4, 24),
@@ -142,6 +150,9 @@ def main(argv=None) -> int:
     if requests["requests"]:
         print(f"mean TTFT {requests['ttft']['mean']:.1f} steps, "
               f"mean end-to-end {requests['e2e']['mean']:.1f} steps")
+    counters = scheduler.counters
+    print(f"preemptions {counters.preemptions} ({counters.recomputed_tokens} tokens recomputed), "
+          f"prefix hit rate {counters.prefix_hit_rate:.0%}")
     if scheduler.has_unfinished:
         print(f"stopped at --max-steps {args.max_steps} with {len(scheduler.active)} unfinished")
     return 0

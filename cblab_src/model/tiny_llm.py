@@ -28,6 +28,7 @@ import numpy as np
 from .._validate import non_negative_int, positive_int, token_ids
 from ..attention.dense_attention import causal_mask, masked_attention
 from ..attention.ragged_attention import AttentionFn, segmented_attention
+from .sampling import GREEDY, SamplingParams, apply_logits_processors, sample_token
 
 
 @dataclass(frozen=True)
@@ -188,20 +189,28 @@ class TinyLLM:
         return self.lm_head(x[last])
 
     # ------------------------------------------------------------------ the reference
-    def generate(self, prompt: Sequence[int], max_new_tokens: int) -> list[int]:
-        """Greedy continuation of one request alone, recomputing the full sequence per token.
+    def generate(self, prompt: Sequence[int], max_new_tokens: int, sampling=None,
+                 logits_processors: Sequence = ()) -> list[int]:
+        """Continue one request alone, recomputing the full sequence for every token.
 
         No cache, no batching, no chunks: the reference the scheduler must reproduce exactly.
+        ``sampling`` (a :class:`~cblab_src.core.sampling.SamplingParams`, greedy by default)
+        and ``logits_processors`` work as they do for a scheduled request, so a sampled request
+        can be compared with itself alone. Stops early on the EOS token.
         """
         tokens = list(self.check_tokens("prompt", prompt))
         n = non_negative_int("max_new_tokens", max_new_tokens)
+        params = GREEDY if sampling is None else sampling
+        if not isinstance(params, SamplingParams):
+            raise TypeError(f"sampling must be a SamplingParams or None, got {sampling!r}")
         if n and len(tokens) + n - 1 > self.max_seq_len:
             raise ValueError(f"prompt length {len(tokens)} + max_new_tokens {n} - 1 exceeds "
                              f"max_seq_len {self.max_seq_len}")
-        out: list[int] = []
-        for _ in range(n):
+        rng, out = params.make_rng(), []
+        while len(out) < n and (not out or out[-1] != params.eos_token_id):
             logits = self.forward_prefill_dense(tokens + out).logits[-1]
-            out.append(int(np.argmax(logits)))
+            logits = apply_logits_processors(logits_processors, tuple(tokens + out), logits)
+            out.append(sample_token(logits, params, rng))
         return out
 
     def check_tokens(self, name: str, tokens: Sequence[int]) -> tuple[int, ...]:

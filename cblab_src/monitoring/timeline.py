@@ -28,7 +28,9 @@ def state_matrix(requests: Sequence, num_steps: int) -> np.ndarray:
     A request is WAITING from ``arrival_step`` until it is admitted, PREFILL from
     ``admitted_step`` to ``first_token_step`` (the step that completes the prompt samples the
     first token), DECODE until ``finish_step``, and DONE afterwards. A request that never ran
-    (``max_new_tokens = 0``) goes from WAITING to DONE.
+    (``max_new_tokens = 0``) goes from WAITING to DONE. A preemption in step ``p`` makes it
+    WAITING from ``p`` until it is resumed, then PREFILL (recomputing) until the step that
+    samples its next token.
     """
     steps = np.arange(num_steps)
     out = np.zeros((len(requests), num_steps), dtype=np.int64)
@@ -40,6 +42,12 @@ def state_matrix(requests: Sequence, num_steps: int) -> np.ndarray:
         row[steps >= r.arrival_step] = Phase.WAITING
         row[steps >= admitted] = Phase.PREFILL
         row[steps > first] = Phase.DECODE
+        for k, p in enumerate(r.preempted_steps):
+            resumed = r.resumed_steps[k] if k < len(r.resumed_steps) else end + 1
+            later = [t for t in r.token_steps if t > p]
+            resampled = later[0] if later else end
+            row[(steps >= p) & (steps < resumed)] = Phase.WAITING
+            row[(steps >= resumed) & (steps <= resampled)] = Phase.PREFILL
         row[steps > end] = Phase.DONE
         if r.num_generated == 0 and r.finish_step is not None:
             row[steps >= r.finish_step] = Phase.DONE

@@ -9,6 +9,10 @@ order, at these moments of a step::
                        on_request_finished(scheduler, r)   for each request finishing now
                        after_step(scheduler, stats)
 
+A :class:`LogitsProcessor` registered with ``register_logits_processor`` rewrites each
+request's logits just before its token is sampled (``TinyLLM.generate`` accepts the same
+processors, so a request can still be compared with itself alone).
+
 All hooks are optional: a plugin overrides only those it needs. A plugin may change the
 scheduler's public knobs (``max_tokens_per_step``, ``prefill_chunk_size``) in ``before_step``;
 the new values apply to that step.
@@ -21,6 +25,7 @@ import abc
 import numpy as np
 
 from ..attention.dense_attention import masked_attention
+from ..model.sampling import LogitsProcessor, apply_logits_processors
 
 
 class SchedulerPlugin:
@@ -58,6 +63,7 @@ class PluginManager:
     def __init__(self) -> None:
         self._scheduler_plugins: list[SchedulerPlugin] = []
         self._attention_plugin: AttentionPlugin | None = None
+        self._logits_processors: list[LogitsProcessor] = []
 
     @property
     def scheduler_plugins(self) -> tuple[SchedulerPlugin, ...]:
@@ -93,7 +99,23 @@ class PluginManager:
         plugin = self._attention_plugin
         return masked_attention if plugin is None else plugin.compute_attention
 
+    def register_logits_processor(self, processor: LogitsProcessor) -> LogitsProcessor:
+        """Apply ``processor`` to every sampled row, after those registered before it."""
+        if not isinstance(processor, LogitsProcessor):
+            raise TypeError(f"processor must be a LogitsProcessor, got {processor!r}")
+        self._logits_processors.append(processor)
+        return processor
+
+    @property
+    def logits_processors(self) -> tuple[LogitsProcessor, ...]:
+        return tuple(self._logits_processors)
+
+    def process_logits(self, tokens, logits: np.ndarray) -> np.ndarray:
+        """Run the logits processors in registration order."""
+        return apply_logits_processors(self._logits_processors, tokens, logits)
+
     def dispatch(self, hook: str, *args) -> None:
         """Call ``hook(*args)`` on every scheduler plugin, in registration order."""
         for plugin in self._scheduler_plugins:
             getattr(plugin, hook)(*args)
+

@@ -12,6 +12,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf")
 WAITING = "#d9d9d9"     # arrived, not admitted
 EMPTY = "#f4f4f4"       # a free block / a masked-out cell
+CACHED = "#b9b9b9"      # an ownerless block kept for prefix reuse
 
 
 def color_index(req_id: Hashable) -> int:

@@ -8,23 +8,25 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .colors import EMPTY, request_color, rgba
+from .colors import CACHED, EMPTY, request_color, rgba
 
 
 def plot_block_pool(snapshot, *, max_cols: int | None = None) -> Figure:
     """Heatmap of a :class:`~cblab_src.simulate.PoolSnapshot`: one row per block, one column
     per slot. Filled slots take the owner's colour, empty slots of a used block a light tint of
-    it (internal fragmentation), free blocks stay grey."""
+    it (internal fragmentation), free blocks stay grey; blocks kept only for prefix reuse are
+    hatched, and a block shared by several requests is labelled with its reference count."""
     owners, fill = snapshot.owners, snapshot.fill
     num_blocks, block_size = fill.shape
     image = np.empty((num_blocks, block_size, 4))
     image[:] = rgba(EMPTY)
+    image[snapshot.cached] = rgba(CACHED)
     for b, owner in enumerate(owners):
         if owner is not None:
             image[b] = request_color(owner, 0.18)
             image[b, fill[b]] = request_color(owner)
     height = min(1.0 + 0.22 * num_blocks, 9)
-    fig = Figure(figsize=(min(2.0 + 0.25 * block_size, 8), height), layout="constrained")
+    fig = Figure(figsize=(min(3.0 + 0.25 * block_size, 8), height + 0.5), layout="constrained")
     ax = fig.add_subplot()
     ax.imshow(image, aspect="auto", interpolation="nearest")
     if num_blocks <= 40:
@@ -32,18 +34,23 @@ def plot_block_pool(snapshot, *, max_cols: int | None = None) -> Figure:
         ax.set_yticks(np.arange(-0.5, num_blocks, 1), minor=True)
         ax.grid(which="minor", axis="y", color="white", lw=1.5)
         for b, owner in enumerate(owners):
+            refs = snapshot.ref_counts[b]
+            label = f" req {owner}" + (f" shared x{refs}" if refs > 1 else "")
             if owner is not None:
-                ax.text(block_size - 0.5, b, f" req {owner}", va="center", ha="left", fontsize=7)
+                ax.text(block_size - 0.5, b, label, va="center", ha="left", fontsize=7)
+            elif snapshot.cached[b]:
+                ax.text(block_size - 0.5, b, " cached", va="center", ha="left", fontsize=7)
     ax.tick_params(which="minor", length=0)
     if block_size <= 16:
         ax.set_xticks(range(block_size))
     ax.set_xlabel("slot in block")
     ax.set_ylabel("block id")
     used = sorted({o for o in owners if o is not None}, key=str)
+    extra = [Patch(color=CACHED, label="cached")] if snapshot.cached.any() else []
     ax.legend(handles=[Patch(color=request_color(o), label=f"req {o}") for o in used]
-              + [Patch(color=EMPTY, label="free")],
-              loc="upper left", bbox_to_anchor=(1.12 if num_blocks <= 40 else 1.0, 1),
-              fontsize=7, frameon=False)
+              + extra + [Patch(color=EMPTY, label="free")],
+              loc="upper center", bbox_to_anchor=(0.5, -0.12 if num_blocks > 12 else -0.25),
+              fontsize=7, frameon=False, ncols=4)
     return fig
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..monitoring.timeline import Phase, state_matrix, tokens_matrix
@@ -50,6 +51,10 @@ def _draw_gantt(ax, history, requests) -> None:
         image[i, states[i] == Phase.PREFILL] = request_color(r.req_id, 0.45)
         image[i, states[i] == Phase.DECODE] = request_color(r.req_id)
     ax.imshow(image, aspect="auto", interpolation="nearest")
+    for i, r in enumerate(requests):           # preemptions: a cross where the KV was freed
+        for p in r.preempted_steps:
+            if p < num_steps:
+                ax.plot(p, i, marker="x", color="black", ms=7, mew=2)
     if num_steps <= 40 and len(requests) <= 16:
         for i, j in zip(*np.nonzero(tokens)):
             ax.text(j, i, str(tokens[i, j]), ha="center", va="center", fontsize=6)
@@ -76,7 +81,9 @@ def plot_timeline(run) -> Figure:
     _draw_gantt(bottom, run.history, run.requests)
     bottom.legend(handles=[Patch(color=WAITING, label="waiting"),
                            Patch(color="0.8", label="prefill"),
-                           Patch(color="0.35", label="decode")],
+                           Patch(color="0.35", label="decode"),
+                           Line2D([], [], color="black", marker="x", ls="none", mew=2,
+                                  label="preempted")],
                   loc="upper center", bbox_to_anchor=(0.5, -0.25 if n > 3 else -0.5),
-                  fontsize=7, ncols=3, frameon=False)
+                  fontsize=7, ncols=4, frameon=False)
     return fig
