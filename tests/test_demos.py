@@ -13,8 +13,7 @@ from cblab_src import Request, Scheduler
 from cblab_src.demos import (_common, demo_paged_attention, demo_prefill_decode_mix,
                              demo_prefill_only, demo_ragged_mask, demo_scheduler_timeline,
                              interactive_demo)
-from cblab_src.demos.demo_scheduler_timeline import (DECODE, FINISHED, NOT_ARRIVED, PREFILL,
-                                                     STALLED, WAITING, gantt, timeline_states)
+from cblab_src.demos.demo_scheduler_timeline import gantt, timeline_rows
 
 
 def run(module, args, capsys) -> str:
@@ -92,38 +91,43 @@ def _hand_traced_run():
     return reqs, sched.run()
 
 
-def test_timeline_states_hand_traced():
+def test_timeline_rows_hand_traced():
     reqs, history = _hand_traced_run()
-    expected = [[PREFILL, DECODE, DECODE, FINISHED],
-                [WAITING, PREFILL, DECODE, DECODE],
-                [NOT_ARRIVED, WAITING, PREFILL, FINISHED]]
-    np.testing.assert_array_equal(timeline_states(reqs, history), expected)
-    assert gantt(timeline_states(reqs, history), ["A", "B", "C"]) == [
+    assert timeline_rows(reqs, history) == ["PDD ", ".PDD", " .P "]
+    assert gantt(timeline_rows(reqs, history), ["A", "B", "C"]) == [
         "step   0", "       0123", "req A  PDD", "req B  .PDD", "req C   .P"]
 
 
-def test_timeline_states_marks_requests_left_out_when_the_budget_shrinks():
+def test_timeline_rows_mark_requests_left_out_when_the_budget_shrinks():
     # Two 1-token prompts prefill in step 0; then the budget drops to 1, so only the oldest
-    # decode fits: B is admitted but left out ('-') until A finishes.
+    # decode fits: B is running but left out ('-') until A finishes.
     sched = Scheduler(None, max_tokens_per_step=2, prefill_chunk_size=1)
     reqs = [sched.add_request(Request(rid, [7], 3)) for rid in ("A", "B")]
     history = [sched.step()]
     sched.max_tokens_per_step = 1
     history += sched.run()
-    np.testing.assert_array_equal(timeline_states(reqs, history),
-                                  [[PREFILL, DECODE, DECODE, FINISHED, FINISHED],
-                                   [PREFILL, STALLED, STALLED, DECODE, DECODE]])
-    assert gantt(timeline_states(reqs, history), "AB")[2:] == ["req A  PDD", "req B  P--DD"]
+    assert timeline_rows(reqs, history) == ["PDD  ", "P--DD"]
 
 
-def test_timeline_states_request_with_no_output_is_finished_in_its_step():
+def test_timeline_rows_mark_preemptions():
+    # Three 2-token blocks for two requests that each grow to 4 tokens: when a decode needs a
+    # fourth block, the youngest running request (B) is preempted and recomputes later.
+    sched = Scheduler(None, max_tokens_per_step=8, prefill_chunk_size=8, block_size=2,
+                      num_blocks=3)
+    reqs = [sched.add_request(Request(rid, [1, 2], 3)) for rid in ("A", "B")]
+    history = sched.run()
+    rows = timeline_rows(reqs, history)
+    assert "x" in rows[1] and "x" not in rows[0]
+    assert rows[1].index("x") == reqs[1].preempted_steps[0]
+
+
+def test_timeline_rows_request_with_no_output_is_done_in_its_step():
     # max_new_tokens=0: the request finishes in the step it arrives, without running.
     sched = Scheduler(None, max_tokens_per_step=4, prefill_chunk_size=4)
     reqs = [sched.add_request(Request("A", [1, 2], 2)),
             sched.add_request(Request("Z", [3], 0, arrival_step=1))]
     history = sched.run()
-    np.testing.assert_array_equal(timeline_states(reqs, history),
-                                  [[PREFILL, DECODE], [NOT_ARRIVED, FINISHED]])
+    assert timeline_rows(reqs, history) == ["PD", "  "]
 
 
 # ---------------------------------------------------------------------- phase 5

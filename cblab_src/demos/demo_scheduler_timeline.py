@@ -2,8 +2,8 @@
 
 Observe: one row per request, one column per step. A request waits ('.') until the
 scheduler admits it, is prefilled in chunks ('P'), then decodes one token per step ('D')
-until it finishes and leaves ('-': admitted but left out of a step, which happens only if a
-plugin shrinks the budget mid-run). New requests join while others are mid-flight: that is
+until it finishes and leaves ('x' marks a preemption; '-' a running request left out of a
+step, which happens only if a plugin shrinks the budget mid-run). New requests join while others are mid-flight: that is
 continuous batching. The budget row shows how full each step was. Try a smaller ``--budget`` or
 ``--chunk`` and watch TTFT, TPOT and end-to-end latency (in steps) move.
 
@@ -18,49 +18,44 @@ import numpy as np
 
 from ..core.scheduler import Scheduler
 from ..monitoring.metrics import request_metrics
+from ..monitoring.timeline import Phase, state_matrix, tokens_matrix
 from ._common import make_workload, positive_int, sparkline
 
-# State codes of one request in one step, and how the chart draws them.
-NOT_ARRIVED, WAITING, PREFILL, DECODE, STALLED, FINISHED = range(6)
-STATE_CHARS = " .PD- "
+# How the chart draws each Phase of monitoring.timeline.state_matrix.
+PHASE_CHARS = {Phase.NOT_ARRIVED: " ", Phase.WAITING: ".", Phase.PREFILL: "P",
+               Phase.DECODE: "D", Phase.DONE: " "}
 
 
-def timeline_states(requests, history) -> np.ndarray:
-    """``(R, S)`` state codes: request ``r`` (in ``requests`` order) during ``history[s]``.
+def timeline_rows(requests, history) -> list[str]:
+    """One string per request, one character per step of ``history``.
 
-    Reads only the steps' ``decode_ids`` / ``prefill_chunks`` and each request's
-    ``arrival_step``, ``admitted_step`` and ``finish_step``. A request in a step's batch is
-    PREFILL or DECODE; otherwise it has not arrived, is WAITING (not admitted), FINISHED (after
-    its finish step; from it, for a request with ``max_new_tokens=0``, which never runs), or
-    STALLED (admitted but left out of the step: the budget shrank).
+    The phases come from :func:`~cblab_src.monitoring.timeline.state_matrix` (the same data
+    as the book's Gantt chart). A running request that had no token in a step's batch is drawn
+    '-' (only possible when a plugin shrinks the budget mid-run); 'x' marks the step in which
+    it was preempted.
     """
-    row = {r.req_id: i for i, r in enumerate(requests)}
-    in_prefill = np.zeros((len(requests), len(history)), dtype=bool)
-    in_decode = np.zeros_like(in_prefill)
-    for s, stats in enumerate(history):
-        in_decode[[row[rid] for rid in stats.decode_ids], s] = True
-        in_prefill[[row[rid] for rid, _, _ in stats.prefill_chunks], s] = True
-
-    def column(values):  # (R, 1); a step that has not happened yet counts as +infinity
-        return np.array([np.inf if v is None else v for v in values], dtype=float)[:, None]
-
-    step = np.array([stats.step_id for stats in history])[None, :]              # (1, S)
-    arrival = column(r.arrival_step for r in requests)
-    admitted = column(r.admitted_step for r in requests)
-    done = column(None if r.finish_step is None else r.finish_step + (r.num_generated > 0)
-                  for r in requests)
-    return np.select(
-        [step < arrival, step >= done, in_prefill, in_decode, step < admitted],
-        [NOT_ARRIVED, FINISHED, PREFILL, DECODE, WAITING], default=STALLED)
+    states = state_matrix(requests, len(history))
+    ran = tokens_matrix(history, [r.req_id for r in requests]) > 0
+    rows = []
+    for i, r in enumerate(requests):
+        chars = [PHASE_CHARS[Phase(c)] for c in states[i]]
+        for s, c in enumerate(states[i]):
+            if c in (Phase.PREFILL, Phase.DECODE) and not ran[i, s]:
+                chars[s] = "-"
+        for s in r.preempted_steps:
+            if s < len(chars):
+                chars[s] = "x"
+        rows.append("".join(chars))
+    return rows
 
 
-def gantt(states: np.ndarray, labels, extra_rows=()) -> list[str]:
-    """Text rows of the chart: a two-line step ruler, one row per request, then any
-    ``(name, text)`` extra rows (one character per step)."""
-    steps = np.arange(states.shape[1])
+def gantt(rows: list[str], labels, extra_rows=()) -> list[str]:
+    """Text lines of the chart: a two-line step ruler, one row per request (from
+    :func:`timeline_rows`), then any ``(name, text)`` extra rows (one character per step)."""
+    steps = np.arange(len(rows[0]) if rows else 0)
     names = [f"req {x}" for x in labels] + [name for name, _ in extra_rows]
     width = max(len(x) for x in names + ["step"]) + 2
-    rows = ["".join(STATE_CHARS[c] for c in row) for row in states] + [t for _, t in extra_rows]
+    rows = list(rows) + [t for _, t in extra_rows]
     lines = ["step".ljust(width) + "".join(str(s // 10) if s % 10 == 0 else " " for s in steps),
              " " * width + "".join(str(s % 10) for s in steps)]
     lines += [name.ljust(width) + text for name, text in zip(names, rows)]
@@ -89,11 +84,11 @@ def main(argv=None) -> int:
     print(f"{len(requests)} requests, budget {args.budget} tokens/step, chunk {args.chunk}: "
           f"{len(history)} steps")
     print("legend: '.' waiting  'P' prefill chunk  'D' decode  ' ' not arrived / finished"
-          "  ('-' admitted but left out: only if the budget shrinks mid-run)\n")
-    states = timeline_states(requests, history)
+          "  'x' preempted  ('-' running but left out: only if the budget shrinks mid-run)\n")
+    rows = timeline_rows(requests, history)
     used = [stats.num_tokens for stats in history]
     budget_row = ("budget", sparkline(used, args.budget))
-    print("\n".join(gantt(states, [r.req_id for r in requests], [budget_row])))
+    print("\n".join(gantt(rows, [r.req_id for r in requests], [budget_row])))
     print(f"\ntokens per step (budget row, '█' = {args.budget}): {used}")
     print(f"budget use: {sum(used)} of {args.budget * len(used)} token slots "
           f"({sum(used) / (args.budget * len(used)):.0%})\n")
