@@ -36,7 +36,7 @@ def plot_prefix_sweep(cached: Sequence, uncached: Sequence) -> Figure:
     right.plot(x, [100 * r.prefix_hit_rate for r in cached], marker="o", color="0.25")
     left.set_ylabel("prompt tokens computed")
     mid.set_ylabel("mean ttft (steps)")
-    right.set_ylabel("prefix hit rate (% of prompt tokens)")
+    right.set_ylabel("prefix hit rate (%)")
     for ax in (left, mid, right):
         ax.set_xlabel("shared prefix length (tokens)")
         ax.grid(alpha=0.3)
