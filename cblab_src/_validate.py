@@ -50,6 +50,10 @@ def token_ids(name: str, values, *, vocab_size: int | None = None) -> tuple[int,
     if len(values) == 0:
         raise ValueError(f"{name} must not be empty, got {values!r}")
     ids = tuple(values)
+    if all(type(t) is int for t in ids):               # the common case, checked fast
+        low, high = min(ids), max(ids)
+        if low >= 0 and (vocab_size is None or high < vocab_size):
+            return ids
     bad_type = [t for t in ids if not _is_int(t)]
     if bad_type:
         raise TypeError(f"{name} must hold integer token ids, got {bad_type[0]!r} in {_short(ids)}")

@@ -102,6 +102,14 @@ class ScheduleRun:
         """Fraction of the steps' token budget actually used."""
         return self.tokens_per_step / self.max_tokens_per_step
 
+    def timed(self, cost_model=None, *, idle_step_ms: float | None = None):
+        """This run in milliseconds under ``cost_model`` (default: the measured H200 preset):
+        a :class:`~cblab_src.timing.TimedRun` with TTFT/TPOT/ITL in ms and tokens/s."""
+        from .costmodel import DEFAULT_COST_MODEL
+        from .timing import timed
+        return timed(self.history, self.requests, cost_model or DEFAULT_COST_MODEL,
+                     idle_step_ms=idle_step_ms)
+
     def summary(self) -> dict:
         """Steps, tokens/step, mean TTFT and TPOT (in steps) — what the sliders report."""
         ttft = [m.ttft for m in self.metrics if m.ttft is not None]
@@ -118,19 +126,25 @@ def simulate_schedule(workload: Workload, *, max_tokens_per_step: int, prefill_c
                       kv_layout: str = "paged", block_size: int = 16,
                       num_blocks: int | None = None, enable_prefix_caching: bool = False,
                       watermark_blocks: int = 0, model=None,
-                      record_pool: bool = False) -> ScheduleRun:
+                      record_pool: bool = False, max_num_seqs: int | None = None,
+                      policy: str = "decode_first") -> ScheduleRun:
     """Run ``workload`` to completion and return a :class:`ScheduleRun`.
 
     Without a ``model`` no numbers are computed (scheduling only, every sampled token is 0).
     For greedy requests with no EOS token the schedule is then exactly the real one; sampled
     requests with prefix caching can differ, because their real generated tokens decide which
-    blocks they share.
+    blocks they share. Arrivals are counted in steps; a workload whose arrivals are in milliseconds runs with
+    :func:`cblab_src.timing.simulate_timed`.
     """
+    if workload.arrival_ms is not None:
+        raise ValueError("this workload's arrivals are in milliseconds: run it with "
+                         "cblab_src.timing.simulate_timed(workload, cost_model, ...)")
     sched = Scheduler(model, max_tokens_per_step=max_tokens_per_step,
                       prefill_chunk_size=prefill_chunk_size, kv_layout=kv_layout,
                       block_size=block_size, num_blocks=num_blocks,
                       enable_prefix_caching=enable_prefix_caching,
-                      watermark_blocks=watermark_blocks)
+                      watermark_blocks=watermark_blocks, max_num_seqs=max_num_seqs,
+                      policy=policy)
     recorder = None
     if record_pool and kv_layout == "paged":
         recorder = sched.plugins.register_scheduler_plugin(_PoolRecorder())

@@ -28,7 +28,7 @@ def png_bytes(fig, dpi: int = 80) -> bytes:
     """Render a figure to PNG. Widgets show pictures as ``Image`` values, not as cell output,
     so moving a slider changes widget state only (and nbval sees no stray output)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})  # fast > small
     return buffer.getvalue()
 
 
@@ -57,6 +57,7 @@ class Explorer:
                  sliders: dict[str, SliderSpec]):
         self.simulate, self.draw, self.describe = simulate, draw, describe
         self.specs = sliders
+        self._layouts: dict[tuple, list] = {}      # figure size -> axes positions, see render()
         self.params = {name: spec.default for name, spec in sliders.items()}
         self.result = simulate(**self.params)
         self._sliders = {
@@ -101,9 +102,27 @@ class Explorer:
     def figure(self):
         return self.draw(self.result)
 
+    def render(self, result) -> bytes:
+        """``draw(result)`` as PNG bytes, as the widget shows it.
+
+        The first figure of each size and shape is laid out by matplotlib's constrained
+        layout; later ones reuse its axes positions instead of solving the layout again (that
+        pass measures every label and takes about a third of a slider move's time)."""
+        fig = self.draw(result)
+        key = (tuple(fig.get_size_inches().round(3)), len(fig.axes))
+        positions = self._layouts.get(key)
+        if positions is not None:
+            fig.set_layout_engine("none")
+            for ax, position in zip(fig.axes, positions):
+                ax.set_position(position)
+        png = png_bytes(fig)
+        if positions is None:
+            self._layouts[key] = [ax.get_position() for ax in fig.axes]
+        return png
+
     def _render(self) -> None:
         self._text.value = f"<pre>{self.report()}</pre>"
-        self._plot.value = png_bytes(self.figure())
+        self._plot.value = self.render(self.result)
 
     def _ipython_display_(self) -> None:
         display(self.widget)
@@ -134,32 +153,45 @@ def default_workload() -> Workload:
     return Workload.from_lengths([12, 5, 9, 3, 7], [4, 6, 3, 5, 4], [0, 0, 2, 3, 5], seed=3)
 
 
-def describe_run(run) -> str:
+def describe_run(run, cost_model=None) -> str:
+    """The slider report: steps, tokens per step, mean TTFT and TPOT in steps; with a
+    ``cost_model`` (e.g. ``cblab_src.costmodel.H200_LLAMA3_8B``) a second line in ms."""
     s = run.summary()
-    return (f"budget={run.max_tokens_per_step} chunk={run.prefill_chunk_size} "
+    text = (f"budget={run.max_tokens_per_step} chunk={run.prefill_chunk_size} "
             f"steps={s['steps']} tokens/step={s['tokens_per_step']} "
             f"mean TTFT={s['mean_ttft']} mean TPOT={s['mean_tpot']} (steps)")
+    if cost_model is None:
+        return text
+    ms = run.timed(cost_model).summary()
+    return (f"{text}\non {cost_model.name}: {ms.makespan_ms:.0f} ms, mean TTFT="
+            f"{ms.ttft_mean_ms:.1f} ms, mean TPOT={ms.tpot_mean_ms:.1f} ms, "
+            f"{ms.throughput_tok_s:,.0f} output tokens/s")
 
 
-def _schedule_explorer(draw, workload: Workload | None, budget: int, chunk: int) -> Explorer:
+def _schedule_explorer(draw, workload: Workload | None, budget: int, chunk: int,
+                       cost_model=None) -> Explorer:
     workload = workload or default_workload()
 
     def simulate(budget, chunk):
         return simulate_schedule(workload, max_tokens_per_step=budget, prefill_chunk_size=chunk)
 
-    return Explorer(simulate, draw, describe_run,
+    return Explorer(simulate, draw, lambda run: describe_run(run, cost_model),
                     {"budget": SliderSpec("max_tokens_per_step", 1, 32, budget),
                      "chunk": SliderSpec("prefill_chunk_size", 1, 32, chunk)})
 
 
-def budget_explorer(workload: Workload | None = None, budget: int = 8, chunk: int = 4) -> Explorer:
-    """Chapter 3: budget and chunk sliders -> tokens per step (decode solid, prefill hatched)."""
-    return _schedule_explorer(plot_budget, workload, budget, chunk)
+def budget_explorer(workload: Workload | None = None, budget: int = 8, chunk: int = 4,
+                    cost_model=None) -> Explorer:
+    """Chapter 3: budget and chunk sliders -> tokens per step (decode solid, prefill hatched).
+    With a ``cost_model`` the report adds milliseconds."""
+    return _schedule_explorer(plot_budget, workload, budget, chunk, cost_model)
 
 
-def timeline_explorer(workload: Workload | None = None, budget: int = 8, chunk: int = 4) -> Explorer:
-    """Chapter 4: budget and chunk sliders -> Gantt chart with TTFT/TPOT report."""
-    return _schedule_explorer(plot_timeline, workload, budget, chunk)
+def timeline_explorer(workload: Workload | None = None, budget: int = 8, chunk: int = 4,
+                      cost_model=None) -> Explorer:
+    """Chapter 4: budget and chunk sliders -> Gantt chart with TTFT/TPOT report (in steps,
+    and in ms with a ``cost_model``)."""
+    return _schedule_explorer(plot_timeline, workload, budget, chunk, cost_model)
 
 
 # ---------------------------------------------------------------------- chapter 5: block pool
@@ -246,7 +278,7 @@ def memory_workload() -> Workload:
 
 
 def preemption_explorer(workload: Workload | None = None, budget: int = 16,
-                        chunk: int = 8, block_size: int = 4) -> Explorer:
+                        chunk: int = 8, block_size: int = 4, cost_model=None) -> Explorer:
     """Chapter 10: pool size and watermark sliders -> timeline with preemptions marked."""
     workload = workload or memory_workload()
     smallest = max(-(-max(len(s.prompt) + s.max_new_tokens - 1, 1) // block_size)
@@ -259,7 +291,7 @@ def preemption_explorer(workload: Workload | None = None, budget: int = 16,
 
     def describe(run):
         c = run.counters
-        return (f"{describe_run(run)}\npreemptions={c.preemptions} "
+        return (f"{describe_run(run, cost_model)}\npreemptions={c.preemptions} "
                 f"recomputed tokens={c.recomputed_tokens}")
 
     return Explorer(simulate, plot_timeline, describe,

@@ -1,18 +1,27 @@
 """Seeded workloads: the same requests can be rebuilt as fresh ``Request`` objects any time.
 
-A :class:`Workload` is an immutable description (prompts, output lengths, arrival steps). Each
+A :class:`Workload` is an immutable description (prompts, output lengths, arrival times). Each
 call to :meth:`Workload.requests` makes new, unstarted requests, so one workload can be run
 under many budgets, chunk sizes or block sizes and the runs compared.
+
+Arrivals are counted in scheduler steps (``arrival_step``), or in milliseconds
+(``arrival_ms``) for a run timed by a cost model (:func:`cblab_src.timing.simulate_timed`).
+
+Synthetic workloads (:func:`synthetic_workload`) draw prompt and output lengths from a
+:class:`LengthDist` — fixed, uniform, exponential or log-normal — and arrivals from a Poisson
+process (:func:`poisson_arrivals`) or all at once. Shapes of the papers the course reproduces
+are named: :data:`SHAREGPT`, :func:`anyscale_shape`, :data:`SHAREGPT4_SARATHI`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import non_negative_int, positive_int
+from ._validate import non_negative_int, one_of, positive_int
 from .core.request import Request
 from .model.sampling import GREEDY, SamplingParams
 
@@ -26,6 +35,7 @@ class RequestSpec:
     max_new_tokens: int
     arrival_step: int = 0
     sampling: SamplingParams = GREEDY
+    arrival_ms: float | None = None      # arrival time of a timed run (None: use arrival_step)
 
 
 @dataclass(frozen=True)
@@ -50,20 +60,42 @@ class Workload:
     def prompt_lens(self) -> list[int]:
         return [len(s.prompt) for s in self.specs]
 
+    @property
+    def output_lens(self) -> list[int]:
+        """Each request's ``max_new_tokens`` (what it generates: no model samples EOS here)."""
+        return [s.max_new_tokens for s in self.specs]
+
+    @property
+    def arrival_ms(self) -> np.ndarray | None:
+        """``(R,)`` arrival times in milliseconds, or ``None`` if arrivals are counted in steps."""
+        if all(s.arrival_ms is None for s in self.specs):
+            return None
+        return np.array([0.0 if s.arrival_ms is None else s.arrival_ms for s in self.specs])
+
     @classmethod
     def from_lengths(cls, prompt_lens: Sequence[int], max_new_tokens: Sequence[int] | int,
                      arrival_steps: Sequence[int] | int = 0, *, seed: int = 0,
-                     vocab_size: int = 128) -> "Workload":
-        """Requests ``0, 1, ...`` with the given prompt lengths (random seeded tokens)."""
+                     vocab_size: int = 128,
+                     arrival_ms: Sequence[float] | None = None) -> "Workload":
+        """Requests ``0, 1, ...`` with the given prompt lengths (random seeded tokens).
+
+        ``arrival_ms`` (one time per request, in milliseconds) makes a workload for timed runs.
+        """
         n = len(prompt_lens)
         new = _broadcast("max_new_tokens", max_new_tokens, n)
         arrivals = _broadcast("arrival_steps", arrival_steps, n)
+        times = [None] * n if arrival_ms is None else [float(t) for t in arrival_ms]
+        if len(times) != n:
+            raise ValueError(f"arrival_ms must have {n} entries, got {len(times)}")
+        if any(t is not None and not t >= 0 for t in times):
+            raise ValueError(f"arrival_ms must be >= 0, got {min(times)}")
         rng = np.random.default_rng(non_negative_int("seed", seed))
         specs = []
-        for i, (p, m, a) in enumerate(zip(prompt_lens, new, arrivals)):
-            prompt = tuple(int(t) for t in rng.integers(0, vocab_size, positive_int("prompt_len", p)))
+        for i, (p, m, a, t) in enumerate(zip(prompt_lens, new, arrivals, times)):
+            prompt = tuple(rng.integers(0, positive_int("vocab_size", vocab_size),
+                                        positive_int("prompt_len", p)).tolist())
             specs.append(RequestSpec(i, prompt, non_negative_int("max_new_tokens", m),
-                                     non_negative_int("arrival_step", a)))
+                                     non_negative_int("arrival_step", a), arrival_ms=t))
         return cls(tuple(specs))
 
 
@@ -101,3 +133,201 @@ def _broadcast(name: str, value, n: int) -> list:
     if len(value) != n:
         raise ValueError(f"{name} must have {n} entries, got {len(value)}")
     return list(value)
+
+
+# ---------------------------------------------------------------------- length distributions
+LENGTH_KINDS = ("fixed", "uniform", "exponential", "lognormal")
+
+
+@dataclass(frozen=True)
+class LengthDist:
+    """A distribution of token counts (prompt or output lengths), drawn with a seeded generator.
+
+    * ``fixed``: always ``round(mean)``;
+    * ``uniform``: integers in ``[low, high]``, both ends included;
+    * ``exponential``: ``round(Exp(mean))``;
+    * ``lognormal``: ``round(exp(N(mu, sigma)))`` with ``mu`` chosen so the mean is ``mean``
+      (the median is ``mean * exp(-sigma**2 / 2)``): a long right tail, like real chat prompts.
+
+    Lengths below ``low`` become ``low``. Above ``high``, ``truncate="clip"`` sets them to
+    ``high``; ``truncate="resample"`` draws them again, keeping only lengths <= ``high`` (what
+    Anyscale's benchmark did with its "capped exponential"), so the mean falls below ``mean``.
+    ``LengthDist.lognormal(161, sigma=1.0).sample(3, np.random.default_rng(0))`` ->
+    ``array([111, 86, 185])``.
+    """
+
+    kind: str
+    mean: float = 1.0                  # tokens, before clipping or truncation
+    low: int = 1                       # smallest length
+    high: int | None = None            # largest length (None: no cap)
+    sigma: float = 1.0                 # lognormal: standard deviation of log(length)
+    truncate: str = "clip"             # "clip" or "resample" lengths above high
+
+    def __post_init__(self) -> None:
+        one_of("kind", self.kind, LENGTH_KINDS)
+        one_of("truncate", self.truncate, ("clip", "resample"))
+        non_negative_int("low", self.low)
+        if self.high is not None and non_negative_int("high", self.high) < self.low:
+            raise ValueError(f"high must be >= low ({self.low}), got {self.high}")
+        if self.kind == "uniform" and self.high is None:
+            raise ValueError("a uniform LengthDist needs high, got high=None")
+        if not (isinstance(self.mean, (int, float)) and math.isfinite(self.mean) and self.mean >= 0):
+            raise ValueError(f"mean must be a finite number >= 0, got {self.mean!r}")
+        if not (isinstance(self.sigma, (int, float)) and 0 < self.sigma < 10):
+            raise ValueError(f"sigma must be a number in (0, 10), got {self.sigma!r}")
+
+    @classmethod
+    def fixed(cls, length: int) -> "LengthDist":
+        return cls("fixed", mean=float(non_negative_int("length", length)), low=0)
+
+    @classmethod
+    def uniform(cls, low: int, high: int) -> "LengthDist":
+        return cls("uniform", mean=(low + high) / 2, low=low, high=high)
+
+    @classmethod
+    def exponential(cls, mean: float, *, high: int | None = None, low: int = 1,
+                    truncate: str = "clip") -> "LengthDist":
+        return cls("exponential", mean=mean, low=low, high=high, truncate=truncate)
+
+    @classmethod
+    def lognormal(cls, mean: float | None = None, *, median: float | None = None,
+                  sigma: float = 1.0, high: int | None = None, low: int = 1) -> "LengthDist":
+        """Give the ``mean`` or the ``median`` (``mean = median * exp(sigma**2 / 2)``)."""
+        if (mean is None) == (median is None):
+            raise ValueError(f"give exactly one of mean and median, got mean={mean!r}, "
+                             f"median={median!r}")
+        if mean is None:
+            mean = float(median) * math.exp(sigma ** 2 / 2)
+        return cls("lognormal", mean=float(mean), low=low, high=high, sigma=sigma)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n,)`` int64 lengths."""
+        n = non_negative_int("n", n)
+        if self.kind == "fixed":
+            return np.full(n, max(round(self.mean), self.low), dtype=np.int64)
+        if self.kind == "uniform":
+            return rng.integers(self.low, self.high + 1, n).astype(np.int64)
+        out = self._draw(n, rng)
+        if self.high is not None and self.truncate == "resample":
+            out = out[out <= self.high]
+            while out.size < n:
+                more = self._draw(n, rng)
+                out = np.concatenate([out, more[more <= self.high]])
+            out = out[:n]
+        if self.high is not None:
+            out = np.minimum(out, self.high)
+        return np.maximum(out, self.low)
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self.kind == "exponential":
+            x = rng.exponential(self.mean, n)
+        else:
+            x = rng.lognormal(math.log(max(self.mean, 1e-9)) - self.sigma ** 2 / 2, self.sigma, n)
+        return np.round(x).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class WorkloadShape:
+    """Prompt and output length distributions, a cap on their sum, and where they come from."""
+
+    prompt: LengthDist
+    output: LengthDist
+    max_total: int | None = None       # prompt + output <= max_total (the model's context)
+    source: str = ""
+
+
+# vLLM (Kwon et al., SOSP'23), Fig. 11: ShareGPT input mean 161.31, output mean 337.99 tokens
+# (OPT tokenizer), with a model context of 2048. The paper gives means and histograms, not the
+# spread: sigma 1.0 (prompts) and 0.8 (outputs) are our choice, for a long tail of pasted
+# documents and long answers. Clipping to the context lowers the means by a few percent.
+SHAREGPT = WorkloadShape(
+    prompt=LengthDist.lognormal(161.31, sigma=1.0), output=LengthDist.lognormal(337.99, sigma=0.8),
+    max_total=2048,
+    source="vLLM (Kwon et al., SOSP'23) Fig. 11: ShareGPT mean input 161.31, mean output 337.99 "
+           "tokens; log-normal spreads (sigma 1.0 / 0.8) are ours")
+
+# Sarathi-Serve (Agrawal et al., OSDI'24) Table 2, openchat_sharegpt4: prompt median 1730,
+# P90 5696; output median 415, P90 834; requests longer than 8192 tokens removed. A log-normal
+# with the same median and P90 has sigma = ln(P90 / median) / 1.2816.
+SHAREGPT4_SARATHI = WorkloadShape(
+    prompt=LengthDist.lognormal(median=1730, sigma=math.log(5696 / 1730) / 1.2816),
+    output=LengthDist.lognormal(median=415, sigma=math.log(834 / 415) / 1.2816),
+    max_total=8192,
+    source="Sarathi-Serve (Agrawal et al., OSDI'24) Table 2, openchat_sharegpt4: prompt median "
+           "1730 / P90 5696, output median 415 / P90 834, total <= 8192; log-normal fit to "
+           "median and P90")
+
+
+def anyscale_shape(max_output: int) -> WorkloadShape:
+    """Anyscale's throughput benchmark (Daniel et al., 2023): 512-token prompts, outputs drawn
+    from an exponential of mean 128 keeping only draws <= ``max_output`` (32, 128, 512, 1536)."""
+    return WorkloadShape(
+        prompt=LengthDist.fixed(512),
+        output=LengthDist.exponential(128, high=positive_int("max_output", max_output),
+                                      truncate="resample"),
+        max_total=None,
+        source="Anyscale blog 'How continuous batching enables 23x throughput in LLM "
+               "inference' (Daniel et al., 2023): 1000 prompts x 512 tokens, outputs "
+               "exponential(mean 128) <= cap, ignore EOS")
+
+
+def sample_lengths(dist: LengthDist, n: int, seed: int = 0) -> np.ndarray:
+    """``(n,)`` lengths from ``dist`` with a generator seeded by ``seed``."""
+    if not isinstance(dist, LengthDist):
+        raise TypeError(f"dist must be a LengthDist, got {dist!r}")
+    return dist.sample(n, np.random.default_rng(non_negative_int("seed", seed)))
+
+
+def poisson_arrivals(n: int, rate: float, seed: int = 0) -> np.ndarray:
+    """``(n,)`` arrival times of a Poisson process of ``rate`` arrivals per unit of time.
+
+    The first request arrives at 0; the gaps after it are exponential with mean ``1 / rate``,
+    so ``n`` arrivals span about ``(n - 1) / rate``. Units are the caller's: a rate per second
+    gives times in seconds, a rate per step times in steps.
+    """
+    n = non_negative_int("n", n)
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise ValueError(f"rate must be a positive number, got {rate!r}")
+    gaps = np.random.default_rng(non_negative_int("seed", seed)).exponential(1.0 / rate, n)
+    gaps[:1] = 0.0
+    return np.cumsum(gaps)
+
+
+def synthetic_workload(num_requests: int, shape: WorkloadShape | None = None, *,
+                       prompt: LengthDist | None = None, output: LengthDist | None = None,
+                       max_total: int | None = None, arrival_rate: float | None = None,
+                       arrival_unit: str = "s", seed: int = 0,
+                       vocab_size: int = 128) -> Workload:
+    """``num_requests`` requests with lengths drawn from ``shape`` (or ``prompt``/``output``).
+
+    Arrivals: all at once when ``arrival_rate`` is None; else a Poisson process with that rate,
+    per second (``arrival_unit="s"``: the requests get ``arrival_ms``, for
+    :func:`cblab_src.timing.simulate_timed`) or per step (``"step"``: ``arrival_step``).
+    Lengths are clipped so that prompt + output <= ``max_total``. Every random choice (lengths,
+    arrivals, token ids) comes from ``seed``, in separate streams.
+    """
+    n = positive_int("num_requests", num_requests)
+    if shape is None:
+        if prompt is None or output is None:
+            raise ValueError("give a shape, or both prompt and output LengthDists")
+        shape = WorkloadShape(prompt, output, max_total)
+    elif prompt is not None or output is not None or max_total is not None:
+        raise ValueError("give a shape or prompt/output/max_total, not both")
+    one_of("arrival_unit", arrival_unit, ("s", "step"))
+    streams = [np.random.default_rng(s) for s in
+               np.random.SeedSequence(non_negative_int("seed", seed)).spawn(3)]
+    prompts = np.maximum(shape.prompt.sample(n, streams[0]), 1)
+    outputs = shape.output.sample(n, streams[1])
+    if shape.max_total is not None:
+        prompts = np.minimum(prompts, shape.max_total - 1)
+        outputs = np.minimum(outputs, shape.max_total - prompts)
+    steps, times = np.zeros(n, dtype=np.int64), None
+    if arrival_rate is not None:
+        t = poisson_arrivals(n, arrival_rate, seed=int(streams[2].integers(2**31)))
+        if arrival_unit == "s":
+            times = (t * 1000.0).tolist()
+        else:
+            steps = np.floor(t).astype(np.int64)
+    return Workload.from_lengths(prompts.tolist(), outputs.tolist(), steps.tolist(),
+                                 seed=int(streams[2].integers(2**31)), vocab_size=vocab_size,
+                                 arrival_ms=times)

@@ -8,11 +8,13 @@ decode token its whole context.
 This packed form computes scores for every query-key pair and masks most of them away: it
 shows the idea in one matmul. Real kernels (FlashAttention's varlen mode) walk the segments
 instead and never touch another request's keys; :func:`segmented_attention` does that, and the
-two agree.
+two agree. Decode tokens, one query each, are batched differently: :func:`decode_attention`
+pads their contexts to the longest and masks the padding, so all of them take one call.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -45,3 +47,32 @@ def segmented_attention(q: np.ndarray, cu_seqlens: Sequence[int],
         lo, hi = cu_seqlens[i], cu_seqlens[i + 1]
         out[lo:hi] = attend(q[lo:hi], k_i, v_i, causal_mask(hi - lo, k_i.shape[0]))
     return out
+
+
+def pad_contexts(contexts: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack ``B`` arrays ``(L_i, H, D)`` into ``(B, max L_i, H, D)``, zero-padded at the end."""
+    out = np.zeros((len(contexts), max(c.shape[0] for c in contexts), *contexts[0].shape[1:]),
+                   dtype=contexts[0].dtype)
+    for i, c in enumerate(contexts):
+        out[i, :c.shape[0]] = c
+    return out
+
+
+def decode_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                     context_lens: np.ndarray) -> np.ndarray:
+    """Attention of ``B`` single queries, each over its own context, in one batched call.
+
+    ``q (B, H, D)`` holds the newest token of each sequence; ``k, v (B, L, H, D)`` hold the
+    contexts padded to a common length ``L``, sequence ``b`` owning rows ``0 .. context_lens[b]-1``
+    (its own new key last). Padding gets exactly zero weight (its score is ``-inf`` before the
+    softmax). Returns ``(B, H, D)``, equal to rounding to
+    :func:`~cblab_src.attention.dense_attention.masked_attention` of each query alone.
+    """
+    visible = np.arange(k.shape[1])[None, :] < np.asarray(context_lens)[:, None]   # (B, L)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = np.matmul(q[:, :, None, :], k.transpose(0, 2, 3, 1))[:, :, 0] * scale  # (B, H, L)
+    scores = np.where(visible[:, None, :], scores, -np.inf)
+    scores -= scores.max(axis=-1, keepdims=True)
+    weights = np.exp(scores)
+    weights /= weights.sum(axis=-1, keepdims=True)
+    return np.matmul(weights[:, :, None, :], v.transpose(0, 2, 1, 3))[:, :, 0]        # (B, H, D)

@@ -18,17 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """One request's contiguous run of tokens inside a ragged batch.
 
     ``offset`` is where the run starts in the batch, ``start_pos`` the sequence position of its
     first token; ``samples`` is true when the last token's logits produce a new token (every
-    decode, and the prefill chunk that completes a prompt).
+    decode, and the prefill chunk that completes a prompt). (An immutable named tuple: a step
+    builds one per request, so it must be cheap to make.)
     """
 
     req_id: Hashable
@@ -77,7 +78,7 @@ def build_batch(parts: Sequence[tuple[Hashable, Sequence[int], int, bool]]) -> R
     ``build_batch([("A", [7, 8], 0, False), ("B", [3], 5, True)])`` gives token ids
     ``[7, 8, 3]``, positions ``[0, 1, 5]`` and two segments.
     """
-    segments, tokens, req_ids, positions = [], [], [], []
+    segments, tokens, req_ids = [], [], []
     offset = 0
     for req_id, toks, start_pos, samples in parts:
         n = len(toks)
@@ -85,12 +86,14 @@ def build_batch(parts: Sequence[tuple[Hashable, Sequence[int], int, bool]]) -> R
         segments.append(Segment(req_id, offset, n, start_pos, samples))
         tokens.extend(toks)
         req_ids.extend([req_id] * n)
-        positions.append(np.arange(start_pos, start_pos + n))
         offset += n
+    # Token i of a segment starting at batch offset o and sequence position p sits at p + i - o.
+    shift = np.repeat([s.start_pos - s.offset for s in segments],
+                      [s.length for s in segments]).astype(np.int64)
     return RaggedBatch(
         token_ids=np.asarray(tokens, dtype=np.int64),
         req_ids=tuple(req_ids),
-        positions=np.concatenate(positions) if positions else np.zeros(0, np.int64),
+        positions=np.arange(offset, dtype=np.int64) + shift,
         segments=tuple(segments),
     )
 

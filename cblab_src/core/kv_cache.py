@@ -65,17 +65,23 @@ class KVCache(abc.ABC):
         self.head_dim = optional_positive_int("head_dim", head_dim)
         self.dtype = np.dtype(dtype)
         self._lengths: dict[Hashable, int] = {}
+        self._num_tokens = 0                  # sum of _lengths, kept as it changes
 
     @property
     def has_storage(self) -> bool:
         return self.n_layers is not None
+
+    @property
+    def caches_prefixes(self) -> bool:
+        """Whether full blocks are kept for prefix reuse (only a paged cache can)."""
+        return False
 
     def __contains__(self, req_id: Hashable) -> bool:
         return req_id in self._lengths
 
     def __len__(self) -> int:
         """Tokens stored, over all requests."""
-        return sum(self._lengths.values())
+        return self._num_tokens
 
     def seq_len(self, req_id: Hashable) -> int:
         """Tokens stored for one request."""
@@ -99,6 +105,17 @@ class KVCache(abc.ABC):
         self._check_new(req_id)
         self._lengths[req_id] = 0
         return 0
+
+    def _grow(self, req_id: Hashable, n: int) -> None:
+        """Record ``n`` more tokens of a request (its slots exist)."""
+        self._lengths[req_id] += n
+        self._num_tokens += n
+
+    def _untrack(self, req_id: Hashable) -> int:
+        """Stop tracking a request; return how many tokens it held."""
+        length = self._lengths.pop(req_id)
+        self._num_tokens -= length
+        return length
 
     def can_extend(self, req_id: Hashable, n: int) -> bool:
         """Whether ``n`` more tokens of the request fit now (always, for a dense cache)."""
@@ -166,7 +183,7 @@ class DenseKVCache(KVCache):
         return 0
 
     def extend(self, req_id: Hashable, n: int) -> None:
-        self._lengths[req_id] += n
+        self._grow(req_id, n)
 
     def write(self, layer, req_id, start, k, v):
         self._require_storage()
@@ -180,7 +197,7 @@ class DenseKVCache(KVCache):
         return self._k[req_id][layer], self._v[req_id][layer]
 
     def free(self, req_id):
-        del self._lengths[req_id]
+        self._untrack(req_id)
         self._k.pop(req_id, None)
         self._v.pop(req_id, None)
 
@@ -223,6 +240,7 @@ class BlockAllocator:
         self._by_hash: dict[int, int] = {}                  # block hash -> block id
         self._content: dict[int, tuple[int, tuple]] = {}    # block id -> (hash, full prefix)
         self.num_evictions = 0
+        self.num_shared = 0                                 # blocks with reference count > 1
 
     @property
     def num_free(self) -> int:
@@ -260,11 +278,13 @@ class BlockAllocator:
         if self.ref_counts[block] == 0:
             del self._lru[block]
         self.ref_counts[block] += 1
+        self.num_shared += self.ref_counts[block] == 2
 
     def release(self, block: int) -> None:
         """One owner fewer; an ownerless block is kept as cached if it holds a prefix."""
         assert self.ref_counts[block] > 0, f"block {block} released more often than owned"
         self.ref_counts[block] -= 1
+        self.num_shared -= self.ref_counts[block] == 1
         if self.ref_counts[block] == 0:
             if block in self._content:
                 self._lru[block] = None                 # most recently used goes last
@@ -324,6 +344,7 @@ class PagedKVCache(KVCache):
         self.allocator = BlockAllocator(num_blocks)
         self.block_tables: dict[Hashable, list[int]] = {}
         self._hashes: dict[Hashable, list[int]] = {}     # hashes of each request's full blocks
+        self._num_table_blocks = 0                       # entries over all block tables
         self.k_pool: list[np.ndarray] = []
         self.v_pool: list[np.ndarray] = []
         if self.has_storage:
@@ -334,6 +355,10 @@ class PagedKVCache(KVCache):
     @property
     def num_blocks(self) -> int:
         return self.allocator.num_blocks
+
+    @property
+    def caches_prefixes(self) -> bool:
+        return self.enable_prefix_caching
 
     def blocks_for(self, num_tokens: int) -> int:
         """Blocks needed to hold ``num_tokens`` tokens: ``ceil(num_tokens / block_size)``."""
@@ -370,8 +395,9 @@ class PagedKVCache(KVCache):
         for b in hits:
             self.allocator.retain(b)
         self.block_tables[req_id] = list(hits)
+        self._num_table_blocks += len(hits)
         self._hashes[req_id] = [self.allocator._content[b][0] for b in hits]
-        self._lengths[req_id] = len(hits) * self.block_size
+        self._grow(req_id, len(hits) * self.block_size)
         return self._lengths[req_id]
 
     def cache_full_blocks(self, req_id, tokens):
@@ -386,19 +412,26 @@ class PagedKVCache(KVCache):
 
     # ------------------------------------------------------------------ growth and storage
     def blocks_to_extend(self, req_id: Hashable, n: int) -> int:
-        """New blocks the request needs to grow by ``n`` tokens."""
-        return self.blocks_for(self._lengths[req_id] + n) - len(self.block_tables[req_id])
+        """New blocks the request needs to grow by ``n`` tokens (<= 0: its last block has room)."""
+        return -(-(self._lengths[req_id] + n) // self.block_size) - len(self.block_tables[req_id])
 
     def can_extend(self, req_id, n):
-        return (not self.allocator.bounded
-                or self.blocks_to_extend(req_id, n) <= self.allocator.num_available)
+        need = -(-(self._lengths[req_id] + n) // self.block_size) - len(self.block_tables[req_id])
+        return need <= 0 or not self.allocator.bounded or need <= self.allocator.num_available
 
     def extend(self, req_id, n):
-        assert self.can_extend(req_id, n), f"no room to extend {req_id!r} by {n}"
-        for _ in range(self.blocks_to_extend(req_id, n)):
-            self.block_tables[req_id].append(self.allocator.allocate())
-        self._lengths[req_id] += n
-        self._grow_pools()
+        # This runs once per token of every step: the common case (room in the last block)
+        # costs one division.
+        length = self._lengths[req_id] + n
+        table = self.block_tables[req_id]
+        need = -(-length // self.block_size) - len(table)
+        if need > 0:                  # the allocator asserts a bounded pool has the blocks
+            for _ in range(need):
+                table.append(self.allocator.allocate())
+            self._num_table_blocks += need
+            self._grow_pools()
+        self._lengths[req_id] = length
+        self._num_tokens += n
 
     def write(self, layer, req_id, start, k, v):
         self._require_storage()
@@ -408,6 +441,13 @@ class PagedKVCache(KVCache):
         self.k_pool[layer][blocks, offsets] = k
         self.v_pool[layer][blocks, offsets] = v
 
+    def write_slots(self, layer: int, slots: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
+        """Store ``k, v (N, H, D)`` of a whole step at flat ``slots (N,)`` (see
+        :func:`~cblab_src.attention.paged_attention.slot_mapping`): one scatter per layer."""
+        self._require_storage()
+        self.k_pool[layer].reshape(-1, *k.shape[1:])[slots] = k
+        self.v_pool[layer].reshape(-1, *v.shape[1:])[slots] = v
+
     def read(self, layer, req_id):
         self._require_storage()
         table, length = self.block_tables[req_id], self._lengths[req_id]
@@ -415,17 +455,19 @@ class PagedKVCache(KVCache):
 
     def free(self, req_id):
         # Release the tail first, so the LRU evicts a prefix's last blocks before its first.
-        for b in reversed(self.block_tables.pop(req_id)):
+        table = self.block_tables.pop(req_id)
+        for b in reversed(table):
             self.allocator.release(b)
-        del self._hashes[req_id], self._lengths[req_id]
+        self._num_table_blocks -= len(table)
+        del self._hashes[req_id]
+        self._untrack(req_id)
 
     def usage(self) -> KVUsage:
-        used_slots = sum(len(t) for t in self.block_tables.values()) * self.block_size
+        used_slots = self._num_table_blocks * self.block_size
         a = self.allocator
         return KVUsage(tokens=len(self), used_blocks=a.num_used, free_blocks=a.num_free,
                        cached_blocks=a.num_cached, total_blocks=self.num_blocks,
-                       wasted_slots=used_slots - len(self),
-                       shared_blocks=sum(c > 1 for c in a.ref_counts))
+                       wasted_slots=used_slots - len(self), shared_blocks=a.num_shared)
 
     def block_owners(self) -> np.ndarray:
         """``(num_blocks,)`` object array: the first request owning each block, ``None`` if none."""

@@ -39,7 +39,7 @@ class FinishReason(enum.Enum):
     STOP = "stop"          # sampled the EOS token
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Request:
     """A prompt to continue for up to ``max_new_tokens`` tokens, arriving at ``arrival_step``.
 
@@ -98,7 +98,7 @@ class Request:
         """Tokens whose K/V must still be computed before the next token can be sampled:
         the rest of the prompt (plus, after a preemption, the generated tokens), or in
         DECODE exactly one, the newest token."""
-        return self.prompt_len + self.num_generated - self.num_computed_tokens
+        return len(self.prompt) + len(self.generated) - self.num_computed_tokens
 
     @property
     def remaining_prefill(self) -> int:
@@ -120,9 +120,10 @@ class Request:
     @property
     def is_done(self) -> bool:
         """True once the request sampled ``max_new_tokens`` tokens or its EOS token."""
+        if len(self.generated) >= self.max_new_tokens:
+            return True
         eos = self.sampling.eos_token_id
-        return (len(self.generated) >= self.max_new_tokens
-                or (eos is not None and bool(self.generated) and self.generated[-1] == eos))
+        return eos is not None and bool(self.generated) and self.generated[-1] == eos
 
     # ----- progress -----
     def get_prefill_chunk(self, n: int) -> tuple[int, ...]:
@@ -133,7 +134,7 @@ class Request:
 
     def mark_computed(self, n: int) -> None:
         """Record that ``n`` more tokens now have their K/V cached."""
-        assert 0 < n <= self.tokens_to_compute, (n, self.tokens_to_compute)
+        assert 0 < n <= len(self.prompt) + len(self.generated) - self.num_computed_tokens, n
         self.num_computed_tokens += n
 
     def sample(self, logits: np.ndarray) -> int:
@@ -143,9 +144,10 @@ class Request:
         return sample_token(logits, self.sampling, self._rng)
 
     def append_token(self, token: int, step: int) -> None:
-        """Record a sampled token produced in scheduler step ``step``."""
-        assert not self.finished and not self.is_done
-        if self.first_token_step is None:
+        """Record a sampled token produced in scheduler step ``step`` (the scheduler finishes
+        a request as soon as it :attr:`is_done`, so none follows an EOS token)."""
+        assert self.state is not RequestState.FINISHED and len(self.generated) < self.max_new_tokens
+        if not self.generated:
             self.first_token_step = step
         self.generated.append(int(token))
         self.token_steps.append(step)

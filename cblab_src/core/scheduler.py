@@ -14,8 +14,8 @@ The policy (the design notes' §5, as in vLLM v1 and Sarathi-Serve):
   per step, at most ``prefill_chunk_size`` tokens, clipped by what is left of the budget;
 * KV blocks are allocated on demand, as tokens are scheduled. A waiting request is admitted
   when its first chunk's blocks are available (plus ``watermark_blocks`` kept free while others
-  run); the first request that cannot be admitted stops admission, so later ones never
-  overtake it (first come, first served);
+  run) and fewer than ``max_num_seqs`` requests run; the first request that cannot be admitted
+  stops admission, so later ones never overtake it (first come, first served);
 * when a running request needs a block and none is available, the most recently admitted
   running request is preempted: its KV is freed and it returns to the queue, to prefill its
   prompt and the tokens it already generated again (recompute, as vLLM v1 does). Because
@@ -24,25 +24,38 @@ The policy (the design notes' §5, as in vLLM v1 and Sarathi-Serve):
 * the chunk that completes a prompt samples the first token; a request finishes in the step
   that samples its ``max_new_tokens``-th token (or its EOS token) and frees its KV at once.
 
+``policy="prefill_first"`` is the baseline of nano-vllm and of vLLM before chunked prefill: a
+step with any prefill work does only prefill (the same chunks, under the same budget), and
+only a step with no prefill work to do decodes the running requests. It never mixes the two,
+so every prefill step stalls the decodes (Sarathi-Serve's "generation stalls").
+
 With ``model=None`` the scheduler does all of this without computing anything (every sampled
 token is 0): a scheduling-only simulation for large workloads.
+
+The queues are kept as the policy reads them: ``_running`` (admitted, oldest first),
+``_waiting`` (arrived, not admitted, oldest first; a preempted request goes back to its front)
+and ``_future`` (not yet arrived, a heap by arrival). Running requests are always older than
+waiting ones, so together they are the unfinished requests in arrival order.
 """
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import itertools
+from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validate import non_negative_int, one_of, positive_int
+from .._validate import non_negative_int, one_of, optional_positive_int, positive_int
 from ..plugins.base import PluginManager
 from .batch_builder import RaggedBatch, build_batch
 from .kv_cache import KV_LAYOUTS, DenseKVCache, KVCache, PagedKVCache
 from .request import FinishReason, Request, RequestState
 from .step_stats import Preemption, StepStats
+
+POLICIES = ("decode_first", "prefill_first")
 
 
 @dataclass
@@ -60,7 +73,7 @@ class SchedulerCounters:
         return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Plan:
     """The work of one step, built up by :meth:`Scheduler._schedule`."""
 
@@ -87,15 +100,20 @@ class Scheduler:
     ``Scheduler(TinyLLM(), max_tokens_per_step=8, prefill_chunk_size=4)`` batches up to 8
     tokens per step, prefilling prompts 4 tokens at a time, with a paged KV cache of
     16-token blocks that grows to fit the workload. Give ``num_blocks`` for a fixed pool (then
-    requests may be preempted), ``enable_prefix_caching=True`` to share cached prompt prefixes.
+    requests may be preempted), ``max_num_seqs`` to cap how many requests run at once,
+    ``enable_prefix_caching=True`` to share cached prompt prefixes, and
+    ``policy="prefill_first"`` for the no-mixing baseline.
     """
 
     def __init__(self, model, *, max_tokens_per_step: int, prefill_chunk_size: int,
                  kv_layout: str = "paged", block_size: int = 16, num_blocks: int | None = None,
-                 enable_prefix_caching: bool = False, watermark_blocks: int = 0):
+                 enable_prefix_caching: bool = False, watermark_blocks: int = 0,
+                 max_num_seqs: int | None = None, policy: str = "decode_first"):
         self.max_tokens_per_step = max_tokens_per_step
         self.prefill_chunk_size = prefill_chunk_size
         self.kv_layout = one_of("kv_layout", kv_layout, tuple(KV_LAYOUTS))
+        self.policy = one_of("policy", policy, POLICIES)
+        self.max_num_seqs = optional_positive_int("max_num_seqs", max_num_seqs)
         # Checked for both layouts, so a wrong value never hides behind kv_layout="dense".
         block_size = positive_int("block_size", block_size)
         if num_blocks is not None:
@@ -122,9 +140,10 @@ class Scheduler:
         self.step_count = 0
         self.requests: dict[Hashable, Request] = {}      # every request held, by id
         self.finished: list[Request] = []                 # in the order they finished
-        self._queue: list[Request] = []                   # unfinished, in arrival order
+        self._running: list[Request] = []                 # admitted, oldest first
+        self._waiting: deque[Request] = deque()           # arrived, not admitted, oldest first
+        self._future: list[tuple[int, int, Request]] = []  # heap: (arrival_step, seq, request)
         self._seq = itertools.count()                     # tie-break for equal arrival steps
-        self._order: dict[Hashable, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ knobs
     @property
@@ -149,7 +168,7 @@ class Scheduler:
     @property
     def active(self) -> list[Request]:
         """Every added request not yet finished, in arrival order."""
-        return list(self._queue)
+        return self._running + list(self._waiting) + [r for _, _, r in sorted(self._future)]
 
     @property
     def waiting(self) -> list[Request]:
@@ -159,16 +178,18 @@ class Scheduler:
     @property
     def running(self) -> list[Request]:
         """Admitted requests, prefilling or decoding, oldest first."""
-        return [r for r in self._queue if r.state in (RequestState.PREFILL, RequestState.DECODE)]
+        return list(self._running)
 
     @property
     def has_unfinished(self) -> bool:
-        return bool(self._queue)
+        return bool(self._running or self._waiting or self._future)
 
     def waiting_after(self, step_id: int) -> list[Request]:
         """Requests arrived by ``step_id`` and waiting."""
-        return [r for r in self._queue
-                if r.state is RequestState.WAITING and r.arrival_step <= step_id]
+        arrived = []
+        if self._future and self._future[0][0] <= step_id:     # the heap's top arrives first
+            arrived = [r for a, _, r in sorted(self._future) if a <= step_id]
+        return list(self._waiting) + arrived
 
     # ------------------------------------------------------------------ adding work
     def add_request(self, req: Request) -> Request:
@@ -176,8 +197,7 @@ class Scheduler:
         leaves the scheduler exactly as it was."""
         self._validate(req)
         self.requests[req.req_id] = req
-        self._order[req.req_id] = (req.arrival_step, next(self._seq))
-        bisect.insort(self._queue, req, key=lambda r: self._order[r.req_id])
+        heapq.heappush(self._future, (req.arrival_step, next(self._seq), req))
         self.plugins.dispatch("on_request_added", self, req)
         return req
 
@@ -214,20 +234,22 @@ class Scheduler:
         step_id = self.step_count
         self.plugins.dispatch("before_step", self)
         plan = self._schedule()
-        batch = self._build(plan)
-        logits = None
-        if self.model is not None and batch.num_tokens:
+        logits, num_tokens = None, len(plan.decodes) + sum(n for _, n in plan.chunks)
+        if self.model is not None and num_tokens:
+            batch = self._build(plan)
             logits = self.model.forward_step(batch, self.kv_cache, self.plugins.attention_fn)
-        sampled, finished = self._commit(plan, batch, logits)
+        prefill_chunks = tuple((r.req_id, r.num_computed_tokens, n) for r, n in plan.chunks)
+        sampled, finished = self._commit(plan, logits)
         stats = StepStats(
             step_id=step_id,
             decode_ids=tuple(r.req_id for r in plan.decodes),
-            prefill_chunks=tuple((r.req_id, r.num_computed_tokens - n, n) for r, n in plan.chunks),
-            num_tokens=batch.num_tokens, sampled=tuple(sampled),
+            prefill_chunks=prefill_chunks,
+            num_tokens=num_tokens, sampled=tuple(sampled),
             finished_ids=tuple(r.req_id for r in finished),
-            num_waiting=len(self.waiting_after(step_id)), num_running=len(self.running),
+            num_waiting=len(self.waiting_after(step_id)), num_running=len(self._running),
             kv=self.kv_cache.usage(), preemptions=tuple(plan.preemptions),
-            cached_tokens=plan.cached_tokens)
+            cached_tokens=plan.cached_tokens,
+            decode_context_lens=tuple(r.num_computed_tokens for r in plan.decodes))
         self.step_count += 1
         self.plugins.dispatch("after_step", self, stats)
         return stats
@@ -237,7 +259,7 @@ class Scheduler:
         if max_steps is not None:
             max_steps = non_negative_int("max_steps", max_steps)
         history = []
-        while self._queue and (max_steps is None or len(history) < max_steps):
+        while self.has_unfinished and (max_steps is None or len(history) < max_steps):
             history.append(self.step())
         return history
 
@@ -251,36 +273,69 @@ class Scheduler:
 
     # ------------------------------------------------------------------ the policy
     def _schedule(self) -> _Plan:
-        arrived = [r for r in self._queue if r.arrival_step <= self.step_count]
-        plan = _Plan(budget=self.max_tokens_per_step,
-                     zero_output=[r for r in arrived if r.max_new_tokens == 0])
-        for r in [r for r in arrived if r.state is RequestState.DECODE]:
+        plan = _Plan(budget=self.max_tokens_per_step, zero_output=self._take_arrivals())
+        if self.policy == "decode_first":
+            self._schedule_decodes(plan)
+            self._schedule_prefills(plan)
+        else:                                       # prefill_first: never mix the two
+            self._schedule_prefills(plan)
+            if not plan.chunks:
+                self._schedule_decodes(plan)
+        return plan
+
+    def _take_arrivals(self) -> list[Request]:
+        """Move requests arriving by this step to the waiting queue; return those that ask for
+        no token at all (they finish in this step without running)."""
+        zero_output = []
+        while self._future and self._future[0][0] <= self.step_count:
+            r = heapq.heappop(self._future)[2]
+            (self._waiting if r.max_new_tokens > 0 else zero_output).append(r)
+        return zero_output
+
+    def _schedule_decodes(self, plan: _Plan) -> None:
+        """One token for each decoding request, oldest first, while the budget lasts."""
+        decode, allocate = RequestState.DECODE, self._allocate     # (this loop is the hot path)
+        for r in list(self._running):
             if plan.budget == 0:
                 break
-            if r.state is RequestState.DECODE and self._allocate(r, 1, plan):
+            if r.state is decode and allocate(r, 1, plan):
                 plan.decodes.append(r)
                 plan.budget -= 1
-        for r in arrived:
+
+    def _schedule_prefills(self, plan: _Plan) -> None:
+        """One chunk for each prefilling request, then admit waiting requests, in arrival order."""
+        for r in list(self._running):
             if plan.budget == 0:
-                break
-            if r.state is RequestState.WAITING and r.max_new_tokens > 0:
-                # No admissions in a step that had to preempt: memory is short.
-                if plan.preemptions or not self._admit(r, plan):
-                    break
-            if r.state is RequestState.PREFILL:
-                n = min(self.prefill_chunk_size, r.tokens_to_compute, plan.budget)
-                if not self._allocate(r, n, plan):
-                    break
-                plan.chunks.append((r, n))
-                plan.budget -= n
-        return plan
+                return
+            if r.state is RequestState.PREFILL and not self._add_chunk(r, plan):
+                return
+        # No admissions in a step that had to preempt: memory is short.
+        while self._waiting and plan.budget > 0 and not plan.preemptions:
+            if self.max_num_seqs is not None and len(self._running) >= self.max_num_seqs:
+                return
+            r = self._waiting[0]
+            if not self._admit(r, plan):
+                return
+            self._waiting.popleft()
+            self._running.append(r)
+            if not self._add_chunk(r, plan):
+                return
+
+    def _add_chunk(self, r: Request, plan: _Plan) -> bool:
+        """Schedule ``r``'s next prompt chunk; False if ``r`` itself had to be preempted."""
+        n = min(self.prefill_chunk_size, r.tokens_to_compute, plan.budget)
+        if not self._allocate(r, n, plan):
+            return False
+        plan.chunks.append((r, n))
+        plan.budget -= n
+        return True
 
     def _admit(self, r: Request, plan: _Plan) -> bool:
         """Start ``r`` if its first chunk's blocks are available; reuse its cached prefix."""
         tokens = r.all_tokens
         hit = self.kv_cache.cached_prefix_len(tokens)
         first = hit + min(self.prefill_chunk_size, len(tokens) - hit, plan.budget)
-        keep_free = self.watermark_blocks if self.running else 0
+        keep_free = self.watermark_blocks if self._running else 0
         if not self.kv_cache.can_admit(tokens, first, keep_free):
             return False
         hit = self.kv_cache.admit(r.req_id, tokens)
@@ -301,7 +356,7 @@ class Scheduler:
         blocks are short. False if ``r`` itself had to be preempted."""
         cache = self.kv_cache
         while not cache.can_extend(r.req_id, n):
-            victim = self.running[-1]
+            victim = self._running[-1]
             plan.preemptions.append(Preemption(
                 victim.req_id, r.req_id, cache.blocks_to_extend(r.req_id, n),
                 cache.allocator.num_available, victim.num_computed_tokens))
@@ -314,6 +369,8 @@ class Scheduler:
     def _preempt(self, victim: Request, plan: _Plan) -> None:
         self.kv_cache.free(victim.req_id)
         plan.drop(victim)
+        self._running.pop()                         # the victim is always the youngest
+        self._waiting.appendleft(victim)            # ... and older than every waiting request
         self.counters.preemptions += 1
         self.counters.recomputed_tokens += victim.preempt(self.step_count)
 
@@ -323,36 +380,51 @@ class Scheduler:
                    n == r.tokens_to_compute) for r, n in plan.chunks]
         return build_batch(parts)
 
-    def _commit(self, plan: _Plan, batch: RaggedBatch, logits: np.ndarray | None):
+    def _commit(self, plan: _Plan, logits: np.ndarray | None):
+        """Advance every scheduled request; sample for those whose cache is now complete (every
+        decode, and the chunk that completes a prompt), in batch order; finish and free."""
         for r in plan.decodes:
             r.mark_computed(1)
         for r, n in plan.chunks:
             r.mark_computed(n)
-        samplers = [self.requests[s.req_id] for s in batch.segments if s.samples]
-        sampled, finished = [], list(plan.zero_output)
-        for i, r in enumerate(samplers):
-            token = 0 if logits is None else r.sample(
-                self.plugins.process_logits(r.all_tokens, logits[i]))
-            r.append_token(token, self.step_count)
-            r.state = RequestState.DECODE
+        samplers = plan.decodes + [r for r, _ in plan.chunks if not r.tokens_to_compute]
+        sampled, finished, step = [], list(plan.zero_output), self.step_count
+        decode = RequestState.DECODE
+        for r, token in zip(samplers, self._sample(samplers, logits)):
+            r.append_token(token, step)
+            r.state = decode
             sampled.append((r.req_id, token))
             if r.is_done:
                 finished.append(r)
-        for r in plan.decodes + [c[0] for c in plan.chunks]:
-            if r.req_id in self.kv_cache:
-                self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)
+        if self.kv_cache.caches_prefixes:
+            for r in plan.decodes + [r for r, _ in plan.chunks]:
+                if r.req_id in self.kv_cache:
+                    self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)
         for r in finished:
             self._finish(r)
         return sampled, finished
 
+    def _sample(self, samplers: list[Request], logits: np.ndarray | None) -> list[int]:
+        """One token per sampler from its row of ``logits (S, vocab)`` (0 without a model).
+
+        Greedy rows without logits processors take one ``argmax`` over the whole matrix: the
+        same tokens as sampling each row alone, without a Python call per request."""
+        if logits is None:
+            return [0] * len(samplers)
+        processors = self.plugins.logits_processors
+        greedy = logits.argmax(axis=1).tolist() if not processors else None
+        return [greedy[i] if greedy is not None and r.sampling.greedy
+                else r.sample(self.plugins.process_logits(r.all_tokens, logits[i]))
+                for i, r in enumerate(samplers)]
+
     def _finish(self, r: Request) -> None:
+        if r.state is not RequestState.WAITING:     # zero-output requests never ran
+            self._running.remove(r)
         if r.req_id in self.kv_cache:
             self.kv_cache.free(r.req_id)
         eos = r.sampling.eos_token_id
         stopped = r.generated and eos is not None and r.generated[-1] == eos
         r.finish_reason = FinishReason.STOP if stopped else FinishReason.LENGTH
         r.state, r.finish_step = RequestState.FINISHED, self.step_count
-        self._queue.remove(r)
-        del self._order[r.req_id]
         self.finished.append(r)
         self.plugins.dispatch("on_request_finished", self, r)

@@ -41,6 +41,7 @@ class StepStats(Mapping):
     kv: KVUsage                        # KV memory after the step
     preemptions: tuple = ()            # Preemption records, in the order they happened
     cached_tokens: int = 0             # prompt tokens admitted this step from the prefix cache
+    decode_context_lens: tuple = ()    # keys each decode token attended to (its own included)
 
     @property
     def preempted_ids(self) -> tuple:

@@ -14,7 +14,8 @@ Two ways to run it:
 * :meth:`TinyLLM.forward_step` — one scheduler step: a ragged batch of prefill chunks and
   decode tokens from many requests, reading and writing a KV cache (dense or paged). Each
   weight is applied with ONE matmul over all tokens of the step: that is what makes batching
-  pay off on real hardware.
+  pay off on real hardware. With a paged cache, the decode tokens' attention is batched too
+  (one gather and one einsum for all of them), as a paged-attention kernel does.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ import numpy as np
 
 from .._validate import non_negative_int, positive_int, token_ids
 from ..attention.dense_attention import causal_mask, masked_attention
-from ..attention.ragged_attention import AttentionFn, segmented_attention
+from ..attention.paged_attention import (decode_workspace_size, padded_block_tables,
+                                         paged_decode_attention, slot_mapping)
+from ..attention.ragged_attention import (AttentionFn, decode_attention, pad_contexts,
+                                          segmented_attention)
 from .sampling import GREEDY, SamplingParams, apply_logits_processors, sample_token
 
 
@@ -67,7 +71,7 @@ def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float = 1
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU, tanh approximation (as in GPT-2). Python-float constants keep ``x``'s dtype."""
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
 
 
 def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
@@ -78,6 +82,70 @@ def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
     table[:, 0::2] = np.sin(pos * freq)
     table[:, 1::2] = np.cos(pos * freq)
     return table
+
+
+@dataclass(frozen=True)
+class StepLayout:
+    """How one step's tokens meet the KV cache, worked out once for all layers.
+
+    Single-token segments (decodes) are attended all at once with
+    :func:`~cblab_src.attention.ragged_attention.decode_attention`; multi-token segments (prompt
+    chunks) one at a time. With a paged cache every new token also gets its pool slot, so a
+    layer writes the whole step's K/V with one scatter, and decode contexts are gathered
+    through padded block tables; a dense cache is read request by request.
+    """
+
+    single: np.ndarray               # (B,) batch rows of the single-token segments
+    single_ids: tuple                # (B,) their request ids
+    context_lens: np.ndarray         # (B,) their context lengths, the new token included
+    chunks: tuple                    # the multi-token segments
+    slots: np.ndarray | None         # (N,) flat pool slot of every new token (paged only)
+    tables: np.ndarray | None        # (B, max_blocks) block tables of the single ones (paged)
+
+    @classmethod
+    def of(cls, batch, cache) -> "StepLayout":
+        segs = batch.segments
+        single = [i for i, s in enumerate(segs) if s.length == 1]
+        slots = tables = None
+        if getattr(cache, "layout", None) == "paged":
+            all_tables = padded_block_tables([cache.block_tables[s.req_id] for s in segs])
+            seq_index = np.repeat(np.arange(len(segs)), [s.length for s in segs])   # (N,)
+            slots = slot_mapping(all_tables, seq_index, batch.positions, cache.block_size)
+            tables = all_tables[single]
+        return cls(np.array([segs[i].offset for i in single], dtype=np.int64),
+                   tuple(segs[i].req_id for i in single),
+                   np.array([segs[i].end_pos for i in single], dtype=np.int64),
+                   tuple(s for s in segs if s.length > 1), slots, tables)
+
+    def write(self, layer: int, batch, cache, k: np.ndarray, v: np.ndarray) -> None:
+        """Store the step's new ``k, v (N, H, D)`` for one layer."""
+        if self.slots is not None:
+            cache.write_slots(layer, self.slots, k, v)
+            return
+        for seg in batch.segments:
+            rows = slice(seg.offset, seg.offset + seg.length)
+            cache.write(layer, seg.req_id, seg.start_pos, k[rows], v[rows])
+
+    def attend(self, layer: int, q: np.ndarray, cache, workspace=None) -> np.ndarray:
+        """Attention of every query ``q (N, H, D)`` over its request's context: ``(N, H, D)``.
+        ``workspace`` is scratch memory for the paged gather (see ``paged_decode_attention``)."""
+        out = np.empty_like(q)
+        if len(self.single) and self.tables is not None:
+            out[self.single] = paged_decode_attention(q[self.single], cache.k_pool[layer],
+                                                      cache.v_pool[layer], self.tables,
+                                                      self.context_lens, workspace=workspace)
+        elif len(self.single):
+            contexts = [cache.read(layer, rid) for rid in self.single_ids]
+            out[self.single] = decode_attention(q[self.single],
+                                                pad_contexts([k for k, _ in contexts]),
+                                                pad_contexts([v for _, v in contexts]),
+                                                self.context_lens)
+        for seg in self.chunks:
+            rows = slice(seg.offset, seg.offset + seg.length)
+            k_ctx, v_ctx = cache.read(layer, seg.req_id)
+            out[rows] = masked_attention(q[rows], k_ctx, v_ctx,
+                                         causal_mask(seg.length, seg.end_pos))
+        return out
 
 
 class TinyLLM:
@@ -175,18 +243,41 @@ class TinyLLM:
         cache has already been extended for (the scheduler owns memory). For every layer the
         new K/V are written to the cache, then each segment attends over its request's whole
         cached context. Returns ``(S, vocab)`` logits, one row per segment with ``samples``.
+
+        With the default attention, the step's layout is worked out once (:class:`StepLayout`)
+        and every layer runs the attention of all single-token segments (decodes) in one
+        batched call; with a paged cache it also writes all new K/V with one scatter. An
+        attention plugin is handed one request's ``(q, k, v, mask)`` at a time, so with a
+        plugin every segment goes alone; both ways give the same numbers to rounding.
         """
         x = self.embed(batch.token_ids, batch.positions)                    # (N, d)
+        layout = StepLayout.of(batch, cache) if attend is masked_attention else None
+        workspace = self._workspace(layout, cache)
         for li, layer in enumerate(self.layers):
             q, k, v = self.qkv(layer, x)                                    # (N, H, D) each
-            for seg in batch.segments:
-                rows = slice(seg.offset, seg.offset + seg.length)
-                cache.write(li, seg.req_id, seg.start_pos, k[rows], v[rows])
-            contexts = [cache.read(li, seg.req_id) for seg in batch.segments]
-            attn = segmented_attention(q, batch.cu_seqlens, contexts, attend)
+            if layout is not None:
+                layout.write(li, batch, cache, k, v)
+                attn = layout.attend(li, q, cache, workspace)
+            else:
+                for seg in batch.segments:
+                    rows = slice(seg.offset, seg.offset + seg.length)
+                    cache.write(li, seg.req_id, seg.start_pos, k[rows], v[rows])
+                contexts = [cache.read(li, seg.req_id) for seg in batch.segments]
+                attn = segmented_attention(q, batch.cu_seqlens, contexts, attend)
             x = self.finish_layer(layer, x, attn.reshape(batch.num_tokens, -1))
         last = [s.offset + s.length - 1 for s in batch.segments if s.samples]
         return self.lm_head(x[last])
+
+    def _workspace(self, layout: StepLayout | None, cache) -> np.ndarray | None:
+        """Scratch memory for a paged step's decode gather, kept and grown across steps."""
+        if layout is None or layout.tables is None or not len(layout.single):
+            return None
+        size = decode_workspace_size(len(layout.single), int(layout.context_lens.max()),
+                                     self.n_heads, self.head_dim)
+        scratch = getattr(self, "_scratch", None)
+        if scratch is None or scratch.size < size or scratch.dtype != self.dtype:
+            self._scratch = scratch = np.empty(2 * size, dtype=self.dtype)     # room to grow
+        return scratch
 
     # ------------------------------------------------------------------ the reference
     def generate(self, prompt: Sequence[int], max_new_tokens: int, sampling=None,

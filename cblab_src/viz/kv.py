@@ -31,8 +31,8 @@ def plot_block_pool(snapshot, *, max_cols: int | None = None) -> Figure:
     ax.imshow(image, aspect="auto", interpolation="nearest")
     if num_blocks <= 40:
         ax.set_yticks(range(num_blocks), [f"{b}" for b in range(num_blocks)], fontsize=7)
-        ax.set_yticks(np.arange(-0.5, num_blocks, 1), minor=True)
-        ax.grid(which="minor", axis="y", color="white", lw=1.5)
+        ax.hlines(np.arange(0.5, num_blocks - 1, 1), -0.5, block_size - 0.5, color="white",
+                  lw=1.5)
         for b, owner in enumerate(owners):
             refs = snapshot.ref_counts[b]
             label = f" req {owner}" + (f" shared x{refs}" if refs > 1 else "")

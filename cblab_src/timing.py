@@ -1,0 +1,235 @@
+"""Runs in milliseconds: every step timed by a cost model, latencies and throughput in real units.
+
+Two ways to get a :class:`TimedRun`:
+
+* :func:`simulate_timed` — requests arrive in milliseconds (``RequestSpec.arrival_ms``, e.g.
+  Poisson at so many requests per second). The loop keeps a clock: it hands the scheduler every
+  request that has arrived, runs a step, and advances the clock by the step's cost; when nothing
+  is left to do it jumps to the next arrival. This is how a real server's time flows.
+* :func:`timed` (or ``ScheduleRun.timed()``) — re-times a run whose arrivals were counted in
+  steps: each step lasts what the cost model says, and a request arriving at step ``a`` arrives
+  when step ``a`` starts. Empty steps (waiting for arrivals) last ``idle_step_ms``.
+
+Latencies, in milliseconds (step ``s`` ends at ``step_end_ms[s]``):
+
+* TTFT = end of the step that sampled the first token - arrival;
+* ITL (inter-token latency, Sarathi-Serve's TBT) = gaps between the ends of the steps that
+  produced consecutive tokens of a request; TPOT = their mean per request;
+* end-to-end = end of the step that sampled the last token - arrival.
+
+Throughput is output tokens per second of the whole run (``total_tok_s`` counts prompt tokens
+too, as Anyscale's benchmark did).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .core.request import Request
+from .core.scheduler import Scheduler
+from .core.step_stats import StepStats
+from .costmodel import DEFAULT_COST_MODEL, CostModel, StepComposition
+from .workloads import Workload
+
+
+@dataclass(frozen=True)
+class RequestTimes:
+    """When one request arrived and when each of its tokens was produced, in milliseconds."""
+
+    req_id: Hashable
+    prompt_len: int
+    arrival_ms: float
+    token_ms: tuple[float, ...]     # end of the step that produced each output token
+    finish_ms: float                 # when the reply is complete (the last token, or later)
+
+    @property
+    def num_generated(self) -> int:
+        return len(self.token_ms)
+
+    @property
+    def ttft_ms(self) -> float | None:
+        return self.token_ms[0] - self.arrival_ms if self.token_ms else None
+
+    @property
+    def itl_ms(self) -> np.ndarray:
+        """``(n - 1,)`` gaps between consecutive tokens."""
+        return np.diff(np.asarray(self.token_ms, dtype=np.float64))
+
+    @property
+    def tpot_ms(self) -> float | None:
+        """Mean gap between tokens after the first (None with fewer than two tokens)."""
+        n = len(self.token_ms)
+        return (self.token_ms[-1] - self.token_ms[0]) / (n - 1) if n > 1 else None
+
+    @property
+    def e2e_ms(self) -> float:
+        return self.finish_ms - self.arrival_ms
+
+
+def _pct(values, q) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.percentile(values, q)) if values.size else float("nan")
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """A run's throughput and latency percentiles; times in ms, rates per second."""
+
+    num_requests: int
+    num_steps: int
+    makespan_ms: float              # first arrival to last token
+    prompt_tokens: int
+    output_tokens: int
+    throughput_tok_s: float         # output tokens per second
+    total_tok_s: float              # (prompt + output) tokens per second
+    requests_per_s: float
+    ttft_mean_ms: float
+    ttft_p50_ms: float
+    ttft_p99_ms: float
+    tpot_mean_ms: float
+    itl_p50_ms: float
+    itl_p99_ms: float
+    itl_max_ms: float
+    e2e_p50_ms: float
+    e2e_p99_ms: float
+
+    @classmethod
+    def of(cls, times: Sequence[RequestTimes], num_steps: int) -> "LatencySummary":
+        start = min((t.arrival_ms for t in times), default=0.0)
+        end = max((t.finish_ms for t in times), default=0.0)
+        makespan = end - start
+        ttft = [t.ttft_ms for t in times if t.ttft_ms is not None]
+        tpot = [t.tpot_ms for t in times if t.tpot_ms is not None]
+        itl = np.concatenate([t.itl_ms for t in times]) if times else np.zeros(0)
+        e2e = [t.e2e_ms for t in times]
+        prompt = sum(t.prompt_len for t in times)
+        output = sum(t.num_generated for t in times)
+        per_s = 1000.0 / makespan if makespan > 0 else float("nan")
+        return cls(len(times), num_steps, makespan, prompt, output, output * per_s,
+                   (prompt + output) * per_s, len(times) * per_s,
+                   float(np.mean(ttft)) if ttft else float("nan"), _pct(ttft, 50), _pct(ttft, 99),
+                   float(np.mean(tpot)) if tpot else float("nan"), _pct(itl, 50), _pct(itl, 99),
+                   float(itl.max()) if itl.size else float("nan"), _pct(e2e, 50), _pct(e2e, 99))
+
+    def rounded(self, digits: int = 1) -> dict:
+        """The fields as a dict, floats rounded (for printing a table)."""
+        return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+@dataclass(frozen=True)
+class TimedRun:
+    """A finished scheduler run with every step's duration under a cost model."""
+
+    history: list[StepStats]
+    requests: list[Request]
+    step_ms: np.ndarray             # (S,) duration of each step
+    step_end_ms: np.ndarray         # (S,) clock when each step ends (idle gaps included)
+    arrival_ms: np.ndarray          # (R,) arrival of each request, aligned with requests
+    cost_model: CostModel
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.history)
+
+    @property
+    def step_start_ms(self) -> np.ndarray:
+        return self.step_end_ms - self.step_ms
+
+    @property
+    def busy_ms(self) -> float:
+        """Time spent running steps (the makespan less idle gaps)."""
+        return float(self.step_ms.sum())
+
+    def request_times(self) -> list[RequestTimes]:
+        """Per request (finished ones), its arrival and token times."""
+        end = self.step_end_ms
+        out = []
+        for r, arrival in zip(self.requests, self.arrival_ms):
+            if r.finish_step is None:
+                continue
+            tokens = tuple(end[r.token_steps].tolist()) if r.token_steps else ()
+            out.append(RequestTimes(r.req_id, r.prompt_len, float(arrival), tokens,
+                                    float(end[r.finish_step])))
+        return out
+
+    def summary(self) -> LatencySummary:
+        return LatencySummary.of(self.request_times(), self.num_steps)
+
+
+def simulate_timed(workload: Workload, cost_model: CostModel = DEFAULT_COST_MODEL, *,
+                   max_tokens_per_step: int, prefill_chunk_size: int, kv_layout: str = "paged",
+                   block_size: int = 16, num_blocks: int | None = None,
+                   enable_prefix_caching: bool = False, watermark_blocks: int = 0,
+                   max_num_seqs: int | None = None, policy: str = "decode_first",
+                   model=None) -> TimedRun:
+    """Run ``workload`` with its arrivals in milliseconds against a clock driven by ``cost_model``.
+
+    Requests without ``arrival_ms`` arrive at 0 (all at once). A request is added to the
+    scheduler when the clock reaches its arrival, so it waits for the step in flight to end,
+    as on a real server.
+    """
+    if not isinstance(cost_model, CostModel):
+        raise TypeError(f"cost_model must be a CostModel, got {cost_model!r}")
+    arrivals = workload.arrival_ms
+    if arrivals is None:
+        if any(s.arrival_step for s in workload.specs):
+            raise ValueError("this workload's arrivals are counted in steps: run it with "
+                             "simulate_schedule(...).timed(cost_model) instead")
+        arrivals = np.zeros(len(workload))
+    sched = Scheduler(model, max_tokens_per_step=max_tokens_per_step,
+                      prefill_chunk_size=prefill_chunk_size, kv_layout=kv_layout,
+                      block_size=block_size, num_blocks=num_blocks,
+                      enable_prefix_caching=enable_prefix_caching,
+                      watermark_blocks=watermark_blocks, max_num_seqs=max_num_seqs, policy=policy)
+    requests = workload.requests()
+    if not np.any(arrivals > 0):                   # all at once: run, then time every step
+        for r in requests:
+            sched.add_request(r)
+        history = sched.run()
+        ms = cost_model.history_ms(history)
+        return TimedRun(history, requests, ms, np.cumsum(ms), np.zeros(len(requests)),
+                        cost_model)
+    order = np.argsort(arrivals, kind="stable")
+    clock, i, history, durations, ends = 0.0, 0, [], [], []
+    while i < len(order) or sched.has_unfinished:
+        while i < len(order) and arrivals[order[i]] <= clock:
+            r = requests[order[i]]
+            r.arrival_step = sched.step_count      # it joins the next step
+            sched.add_request(r)
+            i += 1
+        if not sched.has_unfinished:
+            clock = float(arrivals[order[i]])      # idle until the next arrival
+            continue
+        stats = sched.step()
+        ms = cost_model.step_ms(StepComposition.of(stats))
+        clock += ms
+        history.append(stats)
+        durations.append(ms)
+        ends.append(clock)
+    return TimedRun(history, requests, np.asarray(durations), np.asarray(ends),
+                    np.asarray(arrivals, dtype=np.float64), cost_model)
+
+
+def timed(history: Sequence[StepStats], requests: Sequence[Request],
+          cost_model: CostModel = DEFAULT_COST_MODEL, *,
+          idle_step_ms: float | None = None) -> TimedRun:
+    """Time a run whose arrivals were counted in steps: each step lasts what ``cost_model``
+    says; an empty step (nothing had arrived) lasts ``idle_step_ms`` (default: a one-token
+    step, the shortest a busy engine takes). A request arriving at step ``a`` arrives when step
+    ``a`` starts."""
+    if not isinstance(cost_model, CostModel):
+        raise TypeError(f"cost_model must be a CostModel, got {cost_model!r}")
+    ms = cost_model.history_ms(history)
+    if idle_step_ms is None:
+        idle_step_ms = cost_model.step_ms(StepComposition((1,), (), 1))
+    if not idle_step_ms >= 0:
+        raise ValueError(f"idle_step_ms must be >= 0, got {idle_step_ms!r}")
+    ms = np.where(np.array([s.num_tokens == 0 for s in history], dtype=bool), idle_step_ms, ms)
+    ends = np.cumsum(ms)
+    starts = ends - ms
+    arrivals = np.array([starts[r.arrival_step] if r.arrival_step < len(starts) else 0.0
+                         for r in requests], dtype=np.float64)
+    return TimedRun(list(history), list(requests), ms, ends, arrivals, cost_model)

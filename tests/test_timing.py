@@ -1,0 +1,104 @@
+"""Runs in milliseconds: step clocks, arrivals in ms, latency summaries."""
+
+import numpy as np
+import pytest
+
+from cblab_src.costmodel import H200_LLAMA3_8B, CostModel, StepArrays, StepComposition
+from cblab_src.simulate import simulate_schedule
+from cblab_src.timing import LatencySummary, RequestTimes, simulate_timed, timed
+from cblab_src.workloads import SHAREGPT, Workload, synthetic_workload
+
+
+class PerToken(CostModel):
+    """1 ms per step plus 0.5 ms per token (a toy: easy to add up by hand)."""
+
+    name = "per token"
+
+    def parts(self, steps: StepArrays):
+        zero = np.zeros(len(steps))
+        return {"dense": 1.0 + 0.5 * steps.num_tokens, "attention": zero, "lm_head": zero,
+                "allreduce": zero, "overhead": zero}
+
+
+def test_timed_run_adds_up_step_costs():
+    w = Workload.from_lengths([4, 2], [3, 2], [0, 1])
+    run = simulate_schedule(w, max_tokens_per_step=8, prefill_chunk_size=8)
+    t = run.timed(PerToken())
+    expected = [1 + 0.5 * s.num_tokens for s in run.history]
+    assert t.step_ms.tolist() == expected
+    assert t.step_end_ms.tolist() == np.cumsum(expected).tolist()
+    a, b = t.request_times()
+    ra, rb = run.requests
+    assert a.token_ms == tuple(t.step_end_ms[ra.token_steps])
+    assert a.ttft_ms == t.step_end_ms[ra.first_token_step]                 # arrived at 0
+    assert b.arrival_ms == t.step_end_ms[0]                                # at step 1's start
+    assert a.itl_ms.tolist() == np.diff(a.token_ms).tolist()
+    assert a.tpot_ms == pytest.approx((a.token_ms[-1] - a.token_ms[0]) / 2)
+
+
+def test_idle_steps_last_idle_step_ms():
+    w = Workload.from_lengths([2, 2], [1, 1], [0, 5])
+    run = simulate_schedule(w, max_tokens_per_step=8, prefill_chunk_size=8)
+    idle = [s.step_id for s in run.history if s.num_tokens == 0]
+    assert idle
+    t = timed(run.history, run.requests, PerToken(), idle_step_ms=7.0)
+    assert all(t.step_ms[i] == 7.0 for i in idle)
+    with pytest.raises(ValueError, match="idle_step_ms"):
+        timed(run.history, run.requests, PerToken(), idle_step_ms=-1)
+
+
+def test_simulate_timed_waits_for_the_step_in_flight_and_idles_to_arrivals():
+    # A arrives at 0 (prompt 4: a 3 ms prefill step); B arrives at 1 ms, mid-step: it joins
+    # the next step. C arrives at 100 ms when everything is done: the clock jumps there.
+    w = Workload.from_lengths([4, 2, 2], [2, 1, 1], arrival_ms=[0.0, 1.0, 100.0])
+    run = simulate_timed(w, PerToken(), max_tokens_per_step=8, prefill_chunk_size=8)
+    a, b, c = run.request_times()
+    assert a.token_ms[0] == 3.0
+    assert run.history[1].prefill_chunks[0][0] == 1                # B's prefill is step 1
+    assert b.ttft_ms == pytest.approx(3.0 + (1 + 0.5 * 3) - 1.0)   # step 1: A's decode + B
+    assert c.arrival_ms == 100.0 and c.ttft_ms == pytest.approx(1 + 0.5 * 2)
+    assert run.busy_ms < run.step_end_ms[-1]
+
+
+def test_all_at_once_matches_the_step_clock():
+    w = synthetic_workload(30, SHAREGPT, seed=4)
+    knobs = dict(max_tokens_per_step=256, prefill_chunk_size=128)
+    a = simulate_timed(w, H200_LLAMA3_8B, **knobs).summary()
+    b = simulate_schedule(w, **knobs).timed(H200_LLAMA3_8B).summary()
+    assert a == b
+
+
+def test_latency_summary_by_hand():
+    times = [RequestTimes("a", 5, 0.0, (10.0, 20.0, 40.0), 40.0),
+             RequestTimes("b", 3, 5.0, (15.0,), 15.0)]
+    s = LatencySummary.of(times, num_steps=4)
+    assert s.makespan_ms == 40.0 and s.output_tokens == 4 and s.prompt_tokens == 8
+    assert s.throughput_tok_s == pytest.approx(100.0)
+    assert s.total_tok_s == pytest.approx(300.0)
+    assert s.ttft_p50_ms == pytest.approx(10.0) and s.ttft_mean_ms == 10.0
+    assert s.itl_max_ms == 20.0 and s.itl_p50_ms == 15.0
+    assert s.tpot_mean_ms == 15.0
+    assert s.rounded()["e2e_p50_ms"] == 25.0
+
+
+def test_step_ms_under_h200_is_in_milliseconds():
+    w = synthetic_workload(20, SHAREGPT, seed=1)
+    run = simulate_schedule(w, max_tokens_per_step=512, prefill_chunk_size=512).timed()
+    assert 8 < np.median(run.step_ms) < 40                      # a Llama-3-8B step on an H200
+    assert run.summary().itl_p50_ms == pytest.approx(np.median(run.step_ms), rel=0.5)
+
+
+def test_ms_workloads_refuse_the_step_simulator_and_vice_versa():
+    timed_w = synthetic_workload(5, SHAREGPT, arrival_rate=1.0)
+    with pytest.raises(ValueError, match="milliseconds"):
+        simulate_schedule(timed_w, max_tokens_per_step=8, prefill_chunk_size=8)
+    stepped = synthetic_workload(5, SHAREGPT, arrival_rate=1.0, arrival_unit="step", seed=2)
+    with pytest.raises(ValueError, match="counted in steps"):
+        simulate_timed(stepped, max_tokens_per_step=8, prefill_chunk_size=8)
+    with pytest.raises(TypeError, match="cost_model"):
+        simulate_timed(timed_w, "H200", max_tokens_per_step=8, prefill_chunk_size=8)
+
+
+def test_composition_of_a_mixed_step_is_costed():
+    comp = StepComposition((100, 200), ((0, 64),), 2)
+    assert H200_LLAMA3_8B.step_ms(comp) > H200_LLAMA3_8B.step_ms(StepComposition((100,), (), 1))
