@@ -162,10 +162,10 @@ def test_step_stats_is_a_mapping():
     as_dict = dict(**stats)
     assert list(as_dict) == ["step_id", "decode_ids", "prefill_chunks", "num_tokens", "sampled",
                              "finished_ids", "num_waiting", "num_running", "kv", "preemptions",
-                             "cached_tokens"]
+                             "cached_tokens", "decode_context_lens"]
     assert as_dict["num_tokens"] == stats["num_tokens"] == stats.num_tokens == 6
     assert stats["prefill_chunks"] == (("A", 0, 3), ("B", 0, 3))
-    assert len(stats) == 11 and "kv" in stats
+    assert len(stats) == 12 and "kv" in stats
     assert (stats.num_decode_tokens, stats.num_prefill_tokens) == (0, 6)
     assert (stats.preemptions, stats.preempted_ids, stats.cached_tokens) == ((), (), 0)
     with pytest.raises(KeyError):

@@ -425,7 +425,9 @@ class PagedKVCache(KVCache):
         length = self._lengths[req_id] + n
         table = self.block_tables[req_id]
         need = -(-length // self.block_size) - len(table)
-        if need > 0:                  # the allocator asserts a bounded pool has the blocks
+        if need > 0:
+            assert not self.allocator.bounded or need <= self.allocator.num_available, \
+                f"no room to extend {req_id!r} by {n}"
             for _ in range(need):
                 table.append(self.allocator.allocate())
             self._num_table_blocks += need

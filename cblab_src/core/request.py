@@ -146,7 +146,7 @@ class Request:
     def append_token(self, token: int, step: int) -> None:
         """Record a sampled token produced in scheduler step ``step`` (the scheduler finishes
         a request as soon as it :attr:`is_done`, so none follows an EOS token)."""
-        assert self.state is not RequestState.FINISHED and len(self.generated) < self.max_new_tokens
+        assert self.state is not RequestState.FINISHED and not self.is_done
         if not self.generated:
             self.first_token_step = step
         self.generated.append(int(token))
