@@ -212,7 +212,7 @@ def kv_capacity_tokens(gpu: str | GPU = "H200", model: ModelShape = LLAMA3_8B, *
                        memory_fraction: float = 0.9, activation_gb: float = 2.0) -> int:
     """Tokens of KV cache that fit: ``memory_fraction`` of the GPUs' memory (vLLM's
     ``gpu_memory_utilization`` default is 0.9) less the weights and ``activation_gb`` per GPU,
-    divided by :attr:`ModelShape.kv_bytes_per_token`. An H200 with Llama-3-8B holds ~840k."""
+    divided by :attr:`ModelShape.kv_bytes_per_token`. An H200 with Llama-3-8B holds about 830k."""
     g = GPUS[gpu] if isinstance(gpu, str) else gpu
     tp = positive_int("tp", tp)
     free = tp * (memory_fraction * g.memory_gb - activation_gb) * 1e9 - model.params * model.bytes_per_value

@@ -1,5 +1,5 @@
 """Figures of how the cost of a step grows: line charts of work or time against a knob, and
-the measured GPU curve of ``book/data/h200_step_costs.json`` (chapter 9)."""
+the measured GPU curve of ``cblab_src/data/h200_step_costs.json`` (chapter 9)."""
 
 from __future__ import annotations
 
