@@ -106,5 +106,13 @@ def test_side_by_side_keeps_each_panel_at_its_own_pixels():
         side_by_side(panels, ["one label"])
 
 
+def test_side_by_side_columns_fit_their_panels():
+    narrow, wide = Figure(figsize=(2, 3)), Figure(figsize=(6, 1))
+    fig = side_by_side([narrow, wide], ["narrow", "wide"], dpi=50)
+    assert fig.get_size_inches()[0] == pytest.approx(8)         # 2 + 6, not 2 x 6
+    stacked = side_by_side([narrow, wide], ["narrow", "wide"], ncols=1, dpi=50)
+    assert stacked.get_size_inches() == pytest.approx((6, 3 + 1 + 2 * 0.3))
+
+
 def test_player_type():
     assert isinstance(step_player(small_figure, 1, name="t"), StepPlayer)

@@ -9,7 +9,7 @@ from cblab_src.simulate import simulate_schedule
 from cblab_src.viz.steps import (plot_budget_upto, plot_step_batch, plot_timeline_upto,
                                  step_key_table, step_token_table)
 from cblab_src.widgets import default_workload
-from cblab_src.workloads import Workload
+from cblab_src.workloads import RequestSpec, Workload
 
 
 class BatchRecordingLLM(TinyLLM):
@@ -24,16 +24,36 @@ class BatchRecordingLLM(TinyLLM):
         return super().forward_step(batch, cache, attend)
 
 
-@pytest.mark.parametrize("budget, chunk", [(6, 4), (8, 4), (3, 2), (16, 16)])
-def test_step_token_table_is_the_batch_the_scheduler_built(budget, chunk):
-    workload = Workload.from_lengths([6, 4, 5, 1], [3, 3, 2, 4], [0, 1, 2, 2], seed=0)
+def check_tables(workload, **knobs):
     model = BatchRecordingLLM(d_model=16, n_layers=1, n_heads=2)
-    run = simulate_schedule(workload, max_tokens_per_step=budget, prefill_chunk_size=chunk,
-                            model=model)
+    run = simulate_schedule(workload, model=model, **knobs)
     assert len(model.tables) == run.num_steps
     for step, (req_ids, positions) in enumerate(model.tables):
         got_ids, got_pos = step_token_table(run, step)
         assert got_ids == req_ids and np.array_equal(got_pos, positions), step
+    return run
+
+
+@pytest.mark.parametrize("budget, chunk", [(6, 4), (8, 4), (3, 2), (16, 16)])
+def test_step_token_table_is_the_batch_the_scheduler_built(budget, chunk):
+    workload = Workload.from_lengths([6, 4, 5, 1], [3, 3, 2, 4], [0, 1, 2, 2], seed=0)
+    check_tables(workload, max_tokens_per_step=budget, prefill_chunk_size=chunk)
+
+
+@pytest.mark.parametrize("num_blocks", [4, 5, 6])
+def test_step_token_table_through_preemption_and_recompute(num_blocks):
+    workload = Workload.from_lengths([6, 5, 7, 4], [6, 6, 5, 6], [0, 0, 1, 2], seed=0)
+    run = check_tables(workload, max_tokens_per_step=8, prefill_chunk_size=4, block_size=4,
+                       num_blocks=num_blocks)
+    assert any(s.preempted_ids for s in run.history)          # the case under test happened
+
+
+def test_step_token_table_with_prefix_caching():
+    shared = tuple(range(1, 10))                                   # 9 tokens: 2 full blocks
+    specs = tuple(RequestSpec(i, shared + (20 + i, 30 + i), 3, 2 * i) for i in range(3))
+    run = check_tables(Workload(specs), max_tokens_per_step=8, prefill_chunk_size=4,
+                       block_size=4, enable_prefix_caching=True)
+    assert sum(s.cached_tokens for s in run.history) > 0          # later requests hit the cache
 
 
 def test_step_keys_cover_each_request_context_once():

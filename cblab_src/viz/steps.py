@@ -23,19 +23,11 @@ from .schedule import plot_budget, plot_timeline
 def step_token_table(run, step: int) -> tuple[list[Hashable], np.ndarray]:
     """``(req_ids, positions)`` of the ``(N,)`` tokens of step ``step``'s ragged batch, in batch
     order: one token per decoding request first, then each prefill chunk (as the scheduler
-    lays the batch out). A decode token's position is ``prompt_len + generated_so_far - 1``,
-    the position of the token it feeds back."""
-    history = run.history
-    stats = history[step]
-    prompt_len = {r.req_id: r.prompt_len for r in run.requests}
-    generated = {rid: 0 for rid in prompt_len}
-    for earlier in history[:step]:
-        for rid, _ in earlier.sampled:
-            generated[rid] += 1
-    req_ids, positions = [], []
-    for rid in stats.decode_ids:
-        req_ids.append(rid)
-        positions.append(prompt_len[rid] + generated[rid] - 1)
+    lays the batch out). A decode token's position is its context length minus one
+    (``StepStats.decode_context_lens`` counts its own key too)."""
+    stats = run.history[step]
+    req_ids = list(stats.decode_ids)
+    positions = [n - 1 for n in stats.decode_context_lens]
     for rid, start, length in stats.prefill_chunks:
         req_ids += [rid] * length
         positions += range(start, start + length)
