@@ -76,12 +76,8 @@ def simulate_static(workload: Workload, cost_model: CostModel = DEFAULT_COST_MOD
     batch_size = positive_int("batch_size", batch_size)
     if not isinstance(cost_model, CostModel):
         raise TypeError(f"cost_model must be a CostModel, got {cost_model!r}")
-    arrivals = workload.arrival_ms
-    if arrivals is None:
-        if any(s.arrival_step for s in workload.specs):
-            raise ValueError("simulate_static needs arrivals in milliseconds (arrival_ms) or "
-                             "all at once; this workload counts them in steps")
-        arrivals = np.zeros(len(workload))
+    arrivals = workload.arrivals_in_ms("simulate_static needs arrivals in milliseconds "
+                                       "(arrival_ms) or all at once")
     order = np.argsort(arrivals, kind="stable")
     prompts = np.array(workload.prompt_lens)
     outputs = np.maximum(np.array(workload.output_lens), 1)

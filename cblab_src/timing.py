@@ -173,12 +173,7 @@ def simulate_timed(workload: Workload, cost_model: CostModel = DEFAULT_COST_MODE
     """
     if not isinstance(cost_model, CostModel):
         raise TypeError(f"cost_model must be a CostModel, got {cost_model!r}")
-    arrivals = workload.arrival_ms
-    if arrivals is None:
-        if any(s.arrival_step for s in workload.specs):
-            raise ValueError("this workload's arrivals are counted in steps: run it with "
-                             "simulate_schedule(...).timed(cost_model) instead")
-        arrivals = np.zeros(len(workload))
+    arrivals = workload.arrivals_in_ms("run it with simulate_schedule(...).timed(cost_model)")
     sched = Scheduler(model, max_tokens_per_step=max_tokens_per_step,
                       prefill_chunk_size=prefill_chunk_size, kv_layout=kv_layout,
                       block_size=block_size, num_blocks=num_blocks,

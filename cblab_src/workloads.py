@@ -72,6 +72,16 @@ class Workload:
             return None
         return np.array([0.0 if s.arrival_ms is None else s.arrival_ms for s in self.specs])
 
+    def arrivals_in_ms(self, instead: str) -> np.ndarray:
+        """``(R,)`` arrival times in ms for a clock-driven run: ``arrival_ms``, or all at 0 when
+        every request arrives at once. Arrivals counted in steps are refused; ``instead`` says
+        what to run for them."""
+        if self.arrival_ms is not None:
+            return self.arrival_ms
+        if any(s.arrival_step for s in self.specs):
+            raise ValueError(f"this workload's arrivals are counted in steps: {instead}")
+        return np.zeros(len(self))
+
     @classmethod
     def from_lengths(cls, prompt_lens: Sequence[int], max_new_tokens: Sequence[int] | int,
                      arrival_steps: Sequence[int] | int = 0, *, seed: int = 0,
