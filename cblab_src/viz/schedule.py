@@ -7,6 +7,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from ..monitoring.timeline import Phase, state_matrix, tokens_matrix
 from .colors import EMPTY, WAITING, request_color, rgba
@@ -108,6 +109,10 @@ def plot_timeline(run) -> Figure:
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1.2, max(1.0, 0.3 * n)])
     _draw_budget(top, run.history, run.req_ids, run.max_tokens_per_step, legend=False)
     _draw_gantt(bottom, run.history, run.requests)
+    # Few, integer ticks: each tick is an artist, and drawing them is most of a slider move.
+    bottom.xaxis.set_major_locator(MaxNLocator(8, integer=True))
+    top.yaxis.set_major_locator(MaxNLocator(3, integer=True))
+    top.tick_params(axis="x", bottom=False)
     # One legend for both panels (prefill: hatched bars above, light cells below).
     bottom.legend(handles=[Patch(color=WAITING, label="waiting"),
                            Patch(facecolor="0.8", hatch="///", edgecolor="white", label="prefill"),
