@@ -115,6 +115,16 @@ def plot_kv_waste(result) -> Figure:
     return fig
 
 
+def _finish_budget_axes(ax, budgets, xlabel: str) -> None:
+    """A token-budget x axis (log 2) with Sarathi-Serve's budgets 512 and 2048 dotted."""
+    for budget in (512, 2048):
+        ax.axvline(budget, color="0.5", ls=":", lw=1)
+    _log2_budget_axis(ax, budgets)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+
+
 def plot_chunked_prefill(result) -> Figure:
     """Against the token budget (decode-first, chunk = budget): left, inter-token latency
     (p99 and max, ms); right, median time to first token (ms). Dashed: prefill-first with whole
@@ -136,13 +146,8 @@ def plot_chunked_prefill(result) -> Figure:
     right.axhline(stall.ttft_p50_ms, color=PAPER, ls="--", lw=1,
                   label="prefill-first, whole prompts")
     for ax in (left, right):
-        for budget in (512, 2048):
-            ax.axvline(budget, color="0.5", ls=":", lw=1)
         _log_y(ax)
-        _log2_budget_axis(ax, b)
-        ax.set_xlabel("token budget = chunk size (tokens)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False)
+        _finish_budget_axes(ax, b, "token budget = chunk size (tokens)")
     left.set_ylabel("inter-token latency (ms)")
     right.set_ylabel("time to first token (ms)")
     return fig
@@ -167,12 +172,7 @@ def plot_budget_knee(result) -> Figure:
                    label=f"knee ({result.knee_budget} tokens)")
         ax.axvline(result.ridge_tokens, color="0.4", ls="--", lw=1,
                    label=f"H200 roofline ridge ({result.ridge_tokens:.0f})")
-        for budget in (512, 2048):
-            ax.axvline(budget, color="0.5", ls=":", lw=1)
-        _log2_budget_axis(ax, b)
-        ax.set_xlabel("max_tokens_per_step (tokens)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False)
+        _finish_budget_axes(ax, b, "max_tokens_per_step (tokens)")
     left.set_ylabel("throughput (tokens/s)")
     left.set_ylim(0, None)
     right.set_ylabel("inter-token latency (ms)")
