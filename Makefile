@@ -9,6 +9,11 @@ STAMP  := $(VENV)/.installed
 # Widget manager, require.js and MathJax, fetched from the npm registry (see .ci/vendor_js.py).
 VENDOR := _vendor/NOTICE.txt
 
+# The model's matrices are small: BLAS threads cost more than they give, and on a busy two-core
+# machine they oversubscribe it (seen here: a chapter 150x slower). Tests and chapter runs use one.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+
 .PHONY: book test unit browser build-book execute colab-cell clean
 
 $(STAMP): requirements.txt pyproject.toml

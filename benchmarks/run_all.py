@@ -5,7 +5,8 @@
 Prints one line per figure (median over repeated runs, with its unit and target) and, with
 ``--json``, writes them with these keys at top level: ``slider_latency_ms`` (the slowest
 explorer's median), ``sim_10k_requests_s``, ``decode_speedup_32`` (plus
-``decode_speedup_curve`` for 1-128 requests) and ``nbval_seconds``. ``--quick`` runs fewer
+``decode_speedup_curve`` for 1-128 requests), ``pretrained_load_ms`` (``TinyLLM.pretrained()``
+from disk to a ready model) and ``nbval_seconds``. ``--quick`` runs fewer
 repeats and times a subset of the notebooks (it says which).
 
 These measure this machine (2 cores, shared with other work): wall-clock numbers vary from run
@@ -41,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 TARGETS = {"slider_latency_ms": ("<=", 100.0, "ms"), "sim_10k_requests_s": ("<=", 10.0, "s"),
-           "decode_speedup_32": (">=", 10.0, "x"), "nbval_seconds": (None, None, "s")}
+           "decode_speedup_32": (">=", 10.0, "x"), "pretrained_load_ms": ("<=", 250.0, "ms"),
+           "nbval_seconds": (None, None, "s")}
 
 
 def median_time(fn, repeats: int, clock=time.perf_counter) -> float:
@@ -178,6 +180,14 @@ def decode_speedup(batches, repeats: int, prompt_len: int = 8, new_tokens: int =
     return curve
 
 
+# ---------------------------------------------------------------------- pretrained model
+def pretrained_load(repeats: int) -> float:
+    """Median wall ms of ``TinyLLM.pretrained()``: read the card and weights, build the model."""
+    from cblab_src import TinyLLM
+
+    return 1e3 * median_time(TinyLLM.pretrained, repeats)
+
+
 # ---------------------------------------------------------------------- notebooks
 def nbval(quick: bool) -> dict:
     """Wall time of the notebook suite under nbval, as the test command runs it."""
@@ -247,6 +257,10 @@ def main(argv=None) -> int:
           f"whole step {long['step_speedup']:5.1f}x")
     print(f"decode_speedup_32  {results['decode_speedup_32']:7.1f} x   "
           f"{verdict('decode_speedup_32', results['decode_speedup_32'])}")
+
+    results["pretrained_load_ms"] = pretrained_load(repeats)
+    print(f"pretrained_load_ms {results['pretrained_load_ms']:7.1f} ms   "
+          f"{verdict('pretrained_load_ms', results['pretrained_load_ms'])}")
 
     if args.skip_nbval:
         results["nbval_seconds"] = None

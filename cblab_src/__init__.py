@@ -11,7 +11,7 @@ from .attention import (causal_mask, dense_causal_attention, gather_kv, masked_a
 from .core import (BlockAllocator, DenseKVCache, FinishReason, KVUsage, PagedKVCache, Preemption,
                    RaggedBatch, Request, RequestState, Scheduler, SchedulerCounters, StepStats,
                    build_batch, padding_waste, ragged_causal_mask, ragged_mask)
-from .model import LogitsProcessor, PrefillOutput, SamplingParams, TinyLLM
+from .model import CharTokenizer, LogitsProcessor, PrefillOutput, SamplingParams, TinyLLM
 from .monitoring import DetailedMemoryProfiler, MetricsCollector, RequestMetrics
 from .plugins import (AttentionPlugin, LoggingPlugin, MetricsPlugin, PluginManager,
                       SchedulerPlugin, format_step)
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Request", "RequestState", "FinishReason", "Scheduler", "SchedulerCounters", "StepStats",
-    "Preemption", "TinyLLM", "PrefillOutput", "SamplingParams", "LogitsProcessor",
+    "Preemption", "TinyLLM", "CharTokenizer", "PrefillOutput", "SamplingParams", "LogitsProcessor",
     "DenseKVCache", "PagedKVCache", "BlockAllocator", "KVUsage", "RaggedBatch", "build_batch",
     "ragged_causal_mask", "ragged_mask", "padding_waste",
     "causal_mask", "masked_attention", "dense_causal_attention", "ragged_attention",

@@ -16,7 +16,7 @@ are named: :data:`SHAREGPT`, :func:`anyscale_shape`, :data:`SHAREGPT4_SARATHI`.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +107,27 @@ class Workload:
             specs.append(RequestSpec(i, prompt, non_negative_int("max_new_tokens", m),
                                      non_negative_int("arrival_step", a), arrival_ms=t))
         return cls(tuple(specs))
+
+    @classmethod
+    def from_texts(cls, prompts: Mapping[Hashable, str] | Sequence[str], tokenizer,
+                   max_new_tokens: Sequence[int] | int, arrival_steps: Sequence[int] | int = 0,
+                   *, sampling: SamplingParams | None = None) -> "Workload":
+        """Requests whose prompts are texts, encoded with ``tokenizer``.
+
+        ``prompts`` maps request ids to texts (a plain sequence gets ids ``0, 1, ...``).
+        ``sampling`` defaults to greedy decoding that stops at ``tokenizer.eos_id``, as real
+        servers stop at EOS; pass ``SamplingParams()`` to always run ``max_new_tokens``.
+        """
+        items = list(prompts.items()) if isinstance(prompts, Mapping) else list(enumerate(prompts))
+        if not items:
+            raise ValueError(f"prompts must not be empty, got {prompts!r}")
+        new = _broadcast("max_new_tokens", max_new_tokens, len(items))
+        arrivals = _broadcast("arrival_steps", arrival_steps, len(items))
+        params = SamplingParams(eos_token_id=tokenizer.eos_id) if sampling is None else sampling
+        return cls(tuple(RequestSpec(rid, tuple(tokenizer.encode(text)),
+                                     non_negative_int("max_new_tokens", m),
+                                     non_negative_int("arrival_step", a), params)
+                         for (rid, text), m, a in zip(items, new, arrivals)))
 
 
 def random_workload(num_requests: int, *, prompt_len: tuple[int, int] = (4, 24),

@@ -179,3 +179,17 @@ def test_scheduling_only_mode_checks_the_pool_but_not_the_vocabulary():
     with pytest.raises(ValueError, match="num_blocks"):
         sched.add_request(Request("y", list(range(9)), 1))
     assert [r.req_id for r in sched.active] == ["x"]
+
+
+def test_a_scheduling_only_run_refuses_requests_that_stop_at_its_placeholder_token():
+    from cblab_src import SamplingParams
+    from cblab_src.core.scheduler import NO_MODEL_TOKEN
+
+    sched = Scheduler(None, max_tokens_per_step=8, prefill_chunk_size=4)
+    stops = Request("a", [1, 2], 5, sampling=SamplingParams(eos_token_id=NO_MODEL_TOKEN))
+    with pytest.raises(ValueError, match="request 'a' stops at eos_token_id 0"):
+        sched.add_request(stops)
+    assert not sched.requests                          # nothing changed
+    other = sched.add_request(Request("b", [1, 2], 3, sampling=SamplingParams(eos_token_id=5)))
+    sched.run()
+    assert other.generated == [NO_MODEL_TOKEN] * 3

@@ -127,3 +127,21 @@ def test_bad_input_names_the_parameter():
         sample_lengths("fixed", 3)
     with pytest.raises(ValueError, match="arrival_ms"):
         Workload.from_lengths([3], 1, arrival_ms=[-1.0])
+
+
+def test_from_texts_encodes_prompts_and_stops_at_eos_by_default():
+    from cblab_src import CharTokenizer, SamplingParams
+    tok = CharTokenizer()
+    w = Workload.from_texts({"a": "Hi", "b": "A"}, tok, max_new_tokens=[3, 4], arrival_steps=2)
+    assert [s.req_id for s in w.specs] == ["a", "b"]
+    assert w.specs[0].prompt == (42, 75) and w.specs[1].prompt == (35,)
+    assert [s.max_new_tokens for s in w.specs] == [3, 4] and w.specs[0].arrival_step == 2
+    assert w.specs[0].sampling == SamplingParams(eos_token_id=tok.eos_id)
+    plain = Workload.from_texts(["x", "y"], tok, 1, sampling=SamplingParams())
+    assert plain.req_ids == [0, 1] and plain.specs[0].sampling.eos_token_id is None
+    with pytest.raises(ValueError, match="prompts must not be empty"):
+        Workload.from_texts([], tok, 1)
+    with pytest.raises(ValueError, match="max_new_tokens must have 2 entries"):
+        Workload.from_texts(["x", "y"], tok, [1])
+    with pytest.raises(ValueError, match=r"text\[0\]"):
+        Workload.from_texts(["\u00e9"], tok, 1)

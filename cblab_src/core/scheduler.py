@@ -30,7 +30,8 @@ only a step with no prefill work to do decodes the running requests. It never mi
 so every prefill step stalls the decodes (Sarathi-Serve's "generation stalls").
 
 With ``model=None`` the scheduler does all of this without computing anything (every sampled
-token is 0): a scheduling-only simulation for large workloads.
+token is ``NO_MODEL_TOKEN``, 0): a scheduling-only simulation for large workloads. It refuses a
+request that would stop at that token, whose schedule would be meaningless.
 
 The queues are kept as the policy reads them: ``_running`` (admitted, oldest first),
 ``_waiting`` (arrived, not admitted, oldest first; a preempted request goes back to its front)
@@ -54,6 +55,9 @@ from .batch_builder import RaggedBatch, build_batch
 from .kv_cache import KV_LAYOUTS, DenseKVCache, KVCache, PagedKVCache
 from .request import FinishReason, Request, RequestState
 from .step_stats import Preemption, StepStats
+
+# What a scheduling-only run (model=None) samples for every request.
+NO_MODEL_TOKEN = 0
 
 POLICIES = ("decode_first", "prefill_first")
 
@@ -208,6 +212,11 @@ class Scheduler:
             raise ValueError(f"req_id {req.req_id!r} was already added")
         if req.state is not RequestState.WAITING or req.num_computed_tokens or req.generated:
             raise ValueError(f"req {req.req_id!r} has already run (state {req.state.name})")
+        if self.model is None and req.sampling.eos_token_id == NO_MODEL_TOKEN:
+            raise ValueError(f"request {req.req_id!r} stops at eos_token_id "
+                             f"{NO_MODEL_TOKEN}, the token every request samples when model is "
+                             f"None, so it would end after one token: give the scheduler a "
+                             f"model, or the request sampling without that EOS")
         if self.model is not None:
             self.model.check_tokens("prompt", req.prompt)
             limit = self.model.max_seq_len
@@ -410,7 +419,7 @@ class Scheduler:
         Greedy rows without logits processors take one ``argmax`` over the whole matrix: the
         same tokens as sampling each row alone, without a Python call per request."""
         if logits is None:
-            return [0] * len(samplers)
+            return [NO_MODEL_TOKEN] * len(samplers)
         processors = self.plugins.logits_processors
         greedy = logits.argmax(axis=1).tolist() if not processors else None
         return [greedy[i] if greedy is not None and r.sampling.greedy

@@ -3,6 +3,8 @@
 from .sampling import (LogitsProcessor, SamplingParams, apply_logits_processors, probabilities,
                        sample_token)
 from .tiny_llm import PrefillOutput, TinyLLM
+from .tokenizer import ALPHABET, CharTokenizer, to_alphabet
 
-__all__ = ["PrefillOutput", "TinyLLM", "LogitsProcessor", "SamplingParams",
-           "apply_logits_processors", "probabilities", "sample_token"]
+__all__ = ["PrefillOutput", "TinyLLM", "CharTokenizer", "ALPHABET", "to_alphabet",
+           "LogitsProcessor", "SamplingParams", "apply_logits_processors", "probabilities",
+           "sample_token"]

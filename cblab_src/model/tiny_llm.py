@@ -2,9 +2,11 @@
 
 Token embedding + sinusoidal position encoding (from each token's position in *its own*
 sequence) -> ``n_layers`` x [pre-norm multi-head causal attention + pre-norm MLP, each with a
-residual] -> final norm -> LM head. The weights are random (seeded): the model writes
+residual] -> final norm -> LM head. ``TinyLLM()`` has random (seeded) weights: it writes
 nonsense, but every number it computes is the number a trained model's arithmetic would
-compute, which is all the batching machinery can see.
+compute, which is all the batching machinery can see. ``TinyLLM.pretrained()`` loads weights
+trained on the course's own English corpus, with a character tokenizer, so requests are text
+in and text out (see :mod:`cblab_src.model.pretrained`).
 
 Two ways to run it:
 
@@ -21,7 +23,7 @@ Two ways to run it:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,11 +150,21 @@ class StepLayout:
         return out
 
 
+WEIGHT_NAMES = ("tok_emb", "lnf_gain", "lnf_bias", "w_lm")
+LAYER_WEIGHT_NAMES = tuple(LayerWeights.__dataclass_fields__)
+
+
 class TinyLLM:
-    """A seeded random decoder-only transformer. Defaults run a chapter in seconds."""
+    """A decoder-only transformer: seeded random weights by default, or given ``weights``.
+
+    ``weights`` maps the names of :meth:`weight_arrays` to arrays of the right shapes (they are
+    cast to ``dtype``); ``tokenizer`` (optional) turns text into this model's ids and back.
+    The defaults run a chapter in seconds.
+    """
 
     def __init__(self, seed: int = 0, vocab_size: int = 128, d_model: int = 64, n_layers: int = 2,
-                 n_heads: int = 4, max_seq_len: int = 512, dtype=np.float64):
+                 n_heads: int = 4, max_seq_len: int = 512, dtype=np.float64, *,
+                 weights: Mapping[str, np.ndarray] | None = None, tokenizer=None):
         self.seed = non_negative_int("seed", seed)
         self.vocab_size = positive_int("vocab_size", vocab_size)
         self.d_model = positive_int("d_model", d_model)
@@ -164,7 +176,16 @@ class TinyLLM:
                              f"n_heads={n_heads}")
         self.head_dim = d_model // n_heads
         self.dtype = np.dtype(dtype)
-        self._init_weights(np.random.default_rng(seed))
+        self.tokenizer = tokenizer
+        if tokenizer is not None and tokenizer.vocab_size != vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but vocab_size is "
+                             f"{vocab_size}")
+        self.pretrained_weights = weights is not None
+        self.pos_emb = sinusoidal_positions(self.max_seq_len, d_model).astype(self.dtype)
+        if weights is None:
+            self._init_weights(np.random.default_rng(seed))
+        else:
+            self._load_weights(weights)
 
     def _init_weights(self, rng: np.random.Generator) -> None:
         d, f, cast = self.d_model, 4 * self.d_model, self.dtype.type
@@ -173,7 +194,6 @@ class TinyLLM:
             return (rng.standard_normal(shape) * scale).astype(self.dtype)
 
         self.tok_emb = normal(self.vocab_size, d, scale=1.0)
-        self.pos_emb = sinusoidal_positions(self.max_seq_len, d).astype(self.dtype)
         self.layers = [
             LayerWeights(
                 ln1_gain=np.ones(d, self.dtype), ln1_bias=np.zeros(d, self.dtype),
@@ -187,7 +207,58 @@ class TinyLLM:
         # A larger LM-head scale spreads the logits, so greedy decoding wanders more.
         self.w_lm = normal(d, self.vocab_size, scale=cast(2.0) * d ** -0.5)
 
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The name and shape of every trained array, in :meth:`weight_arrays` order."""
+        d, f, v = self.d_model, 4 * self.d_model, self.vocab_size
+        layer = {"ln1_gain": (d,), "ln1_bias": (d,), "w_qkv": (d, 3 * d), "w_out": (d, d),
+                 "ln2_gain": (d,), "ln2_bias": (d,), "w_up": (d, f), "w_down": (f, d)}
+        shapes = {"tok_emb": (v, d), "lnf_gain": (d,), "lnf_bias": (d,), "w_lm": (d, v)}
+        for i in range(self.n_layers):
+            shapes.update({f"layers.{i}.{name}": layer[name] for name in LAYER_WEIGHT_NAMES})
+        return shapes
+
+    def weight_arrays(self) -> dict[str, np.ndarray]:
+        """Every trained array by name (``tok_emb``, ``layers.0.w_qkv``, ...): what a weights
+        file holds. The position table is computed, not trained, so it is not among them."""
+        arrays = {name: getattr(self, name) for name in WEIGHT_NAMES}
+        for i, layer in enumerate(self.layers):
+            arrays.update({f"layers.{i}.{name}": getattr(layer, name)
+                           for name in LAYER_WEIGHT_NAMES})
+        return arrays
+
+    def _load_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        shapes = self.weight_shapes()
+        missing = sorted(set(shapes) - set(weights))
+        extra = sorted(set(weights) - set(shapes))
+        if missing or extra:
+            raise ValueError(f"weights must hold exactly {len(shapes)} arrays; missing "
+                             f"{missing}, unexpected {extra}")
+        for name, shape in shapes.items():
+            if np.shape(weights[name]) != shape:
+                raise ValueError(f"weights[{name!r}] has shape {np.shape(weights[name])}, "
+                                 f"expected {shape}")
+        arr = {name: np.asarray(weights[name], dtype=self.dtype) for name in shapes}
+        self.tok_emb, self.w_lm = arr["tok_emb"], arr["w_lm"]
+        self.lnf_gain, self.lnf_bias = arr["lnf_gain"], arr["lnf_bias"]
+        self.layers = [LayerWeights(**{name: arr[f"layers.{i}.{name}"]
+                                       for name in LAYER_WEIGHT_NAMES})
+                       for i in range(self.n_layers)]
+
+    @classmethod
+    def pretrained(cls, dtype=np.float64) -> "TinyLLM":
+        """The model trained on the course's English corpus, with its ``tokenizer``.
+
+        Loads the weights shipped in ``cblab_src/data/tiny_llm/`` (see
+        :mod:`cblab_src.model.pretrained` for how they were trained and what they score).
+        """
+        from .pretrained import load_pretrained    # pretrained imports this module
+        return load_pretrained(dtype)
+
     def __repr__(self) -> str:
+        if self.pretrained_weights:
+            return (f"TinyLLM.pretrained(vocab_size={self.vocab_size}, d_model={self.d_model}, "
+                    f"n_layers={self.n_layers}, n_heads={self.n_heads}, "
+                    f"max_seq_len={self.max_seq_len}, dtype={self.dtype.name})")
         return (f"TinyLLM(seed={self.seed}, vocab_size={self.vocab_size}, d_model={self.d_model}, "
                 f"n_layers={self.n_layers}, n_heads={self.n_heads}, "
                 f"max_seq_len={self.max_seq_len}, dtype={self.dtype.name})")

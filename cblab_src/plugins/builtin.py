@@ -60,9 +60,9 @@ class TanhLogitsProcessor(LogitsProcessor):
     """The roadmap's "apply tanh to the decode output": squash logits into ``(-1, 1)``.
 
     tanh keeps the order of the logits, so greedy decoding is unchanged (as long as logits stay
-    below about 19 in size: beyond, float64 rounds tanh to exactly +-1 and ties appear; TinyLLM's
-    logits stay within +-10); but it flattens the distribution, so with temperature sampling
-    nearly every token becomes likely.
+    below about 19 in size: beyond, float64 rounds tanh to exactly +-1 and ties appear; the
+    logits of TinyLLM, random or pretrained, stay well below that); but it flattens the
+    distribution, so with temperature sampling nearly every token becomes likely.
     """
 
     def process_logits(self, tokens, logits: np.ndarray) -> np.ndarray:
