@@ -108,6 +108,7 @@ def test_weight_arrays_round_trip_and_float32(pretrained):
     config = dict(vocab_size=97, d_model=pretrained.d_model, n_layers=pretrained.n_layers,
                   n_heads=pretrained.n_heads, max_seq_len=pretrained.max_seq_len)
     copy = TinyLLM(weights=pretrained.weight_arrays(), **config)
+    assert repr(copy).startswith("TinyLLM(weights=<given>, vocab_size=97, d_model=128")
     ids = pretrained.tokenizer.encode("The pool")
     np.testing.assert_array_equal(copy.forward_prefill_dense(ids).logits,
                                   pretrained.forward_prefill_dense(ids).logits)

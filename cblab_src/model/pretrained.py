@@ -143,5 +143,7 @@ def load_pretrained(dtype=np.float64, model_dir: Path = MODEL_DIR) -> TinyLLM:
     card = ModelCard.load(Path(model_dir) / "card.json")
     with np.load(Path(model_dir) / "weights.npz") as archive:
         weights = {name: archive[name] for name in archive.files}
-    return TinyLLM(seed=card.training.seed, dtype=dtype, weights=weights,
-                   tokenizer=CharTokenizer(), **asdict(card.config))
+    model = TinyLLM(seed=card.training.seed, dtype=dtype, weights=weights,
+                    tokenizer=CharTokenizer(), **asdict(card.config))
+    model.weights_source = "pretrained"
+    return model

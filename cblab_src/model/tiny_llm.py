@@ -180,7 +180,8 @@ class TinyLLM:
         if tokenizer is not None and tokenizer.vocab_size != vocab_size:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but vocab_size is "
                              f"{vocab_size}")
-        self.pretrained_weights = weights is not None
+        # Where the weights came from, for repr: "random" (seeded), "given", or "pretrained".
+        self.weights_source = "random" if weights is None else "given"
         self.pos_emb = sinusoidal_positions(self.max_seq_len, d_model).astype(self.dtype)
         if weights is None:
             self._init_weights(np.random.default_rng(seed))
@@ -255,13 +256,14 @@ class TinyLLM:
         return load_pretrained(dtype)
 
     def __repr__(self) -> str:
-        if self.pretrained_weights:
-            return (f"TinyLLM.pretrained(vocab_size={self.vocab_size}, d_model={self.d_model}, "
-                    f"n_layers={self.n_layers}, n_heads={self.n_heads}, "
-                    f"max_seq_len={self.max_seq_len}, dtype={self.dtype.name})")
-        return (f"TinyLLM(seed={self.seed}, vocab_size={self.vocab_size}, d_model={self.d_model}, "
-                f"n_layers={self.n_layers}, n_heads={self.n_heads}, "
-                f"max_seq_len={self.max_seq_len}, dtype={self.dtype.name})")
+        shape = (f"vocab_size={self.vocab_size}, d_model={self.d_model}, "
+                 f"n_layers={self.n_layers}, n_heads={self.n_heads}, "
+                 f"max_seq_len={self.max_seq_len}, dtype={self.dtype.name})")
+        if self.weights_source == "pretrained":
+            return f"TinyLLM.pretrained({shape}"
+        if self.weights_source == "given":
+            return f"TinyLLM(weights=<given>, {shape}"
+        return f"TinyLLM(seed={self.seed}, {shape}"
 
     # ------------------------------------------------------------------ shared pieces
     def embed(self, tokens: np.ndarray, positions: np.ndarray) -> np.ndarray:
