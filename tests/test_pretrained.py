@@ -3,6 +3,8 @@ script's held-out loss in numpy, writing readable text, and writing the same tex
 alone. Also the weights interface (`weight_arrays`, `weights=`) and its refusals."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -131,3 +133,13 @@ def test_bad_weights_are_refused_by_name(pretrained):
         TinyLLM(weights={**weights, "w_lm": weights["w_lm"].T}, **config)
     with pytest.raises(ValueError, match="tokenizer has 97 ids but vocab_size is 128"):
         TinyLLM(tokenizer=pretrained.tokenizer)
+
+
+def test_the_engine_and_the_pretrained_model_need_only_numpy():
+    # A fresh interpreter: load and run the pretrained model, then look at what got imported.
+    code = ("import sys, cblab_src, cblab_src.text, cblab_src.workloads\n"
+            "m = cblab_src.TinyLLM.pretrained()\n"
+            "m.generate(m.tokenizer.encode('The pool'), 3)\n"
+            "print(sorted({'torch', 'matplotlib', 'ipywidgets'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
