@@ -5,13 +5,15 @@ alone. Also the weights interface (`weight_arrays`, `weights=`) and its refusals
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 from cblab_src import SamplingParams, Scheduler, TinyLLM
 from cblab_src.model.pretrained import (CORPUS_PARTS, MODEL_DIR, ModelCard, corpus_loss,
-                                        corpus_tokens, paragraphs, read_corpus)
+                                        corpus_tokens, loss_windows, paragraphs,
+                                        read_corpus)
 from cblab_src.simulate import simulate_schedule
 from cblab_src.text import completion, format_completions
 from cblab_src.workloads import Workload
@@ -107,9 +109,7 @@ def test_format_completions_shows_prompt_and_completion(pretrained):
 
 
 def test_weight_arrays_round_trip_and_float32(pretrained):
-    config = dict(vocab_size=97, d_model=pretrained.d_model, n_layers=pretrained.n_layers,
-                  n_heads=pretrained.n_heads, max_seq_len=pretrained.max_seq_len)
-    copy = TinyLLM(weights=pretrained.weight_arrays(), **config)
+    copy = TinyLLM(weights=pretrained.weight_arrays(), **asdict(CARD.config))
     assert repr(copy).startswith("TinyLLM(weights=<given>, vocab_size=97, d_model=128")
     ids = pretrained.tokenizer.encode("The pool")
     np.testing.assert_array_equal(copy.forward_prefill_dense(ids).logits,
@@ -122,8 +122,7 @@ def test_weight_arrays_round_trip_and_float32(pretrained):
 
 def test_bad_weights_are_refused_by_name(pretrained):
     weights = pretrained.weight_arrays()
-    config = dict(vocab_size=97, d_model=pretrained.d_model, n_layers=pretrained.n_layers,
-                  n_heads=pretrained.n_heads)
+    config = asdict(CARD.config)
     missing = {k: v for k, v in weights.items() if k != "layers.0.w_up"}
     with pytest.raises(ValueError, match=r"missing \['layers.0.w_up'\]"):
         TinyLLM(weights=missing, **config)
@@ -143,3 +142,9 @@ def test_the_engine_and_the_pretrained_model_need_only_numpy():
             "print(sorted({'torch', 'matplotlib', 'ipywidgets'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_loss_windows_make_every_token_but_the_first_a_target_once():
+    windows = loss_windows(np.arange(10), context=4)
+    assert [w.tolist() for w in windows] == [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8], [8, 9]]
+    assert np.concatenate([w[1:] for w in windows]).tolist() == list(range(1, 10))

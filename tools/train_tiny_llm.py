@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cblab_src.model.pretrained import (MODEL_DIR, ModelCard, ModelConfig, TrainingRecord,  # noqa: E402
-                                        corpus_tokens, read_corpus)
+                                        corpus_tokens, loss_windows, read_corpus)
 from cblab_src.model.tiny_llm import TinyLLM, sinusoidal_positions  # noqa: E402
 from cblab_src.model.tokenizer import CharTokenizer  # noqa: E402
 
@@ -110,12 +110,11 @@ def sentence_starts(tokens: np.ndarray, tokenizer: CharTokenizer, context: int) 
 
 def corpus_loss_torch(params: dict, tokens: np.ndarray, positions: torch.Tensor,
                       hp: HyperParameters, dtype=torch.float64) -> float:
-    """Mean next-token cross-entropy with the windows of ``pretrained.corpus_loss``."""
+    """Mean next-token cross-entropy over the windows ``pretrained.corpus_loss`` uses."""
     cast = {name: value.detach().to(dtype) for name, value in params.items()}
     total, count = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(tokens) - 1, hp.context):
-            window = torch.from_numpy(tokens[start:start + hp.context + 1])
+        for window in map(torch.from_numpy, loss_windows(tokens, hp.context)):
             logits = forward(cast, window[None, :-1], positions.to(dtype), hp.n_layers,
                              hp.n_heads)[0]
             total += F.cross_entropy(logits, window[1:], reduction="sum").item()

@@ -115,21 +115,26 @@ def corpus_tokens(text: str, tokenizer: CharTokenizer) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
+def loss_windows(tokens: np.ndarray, context: int) -> list[np.ndarray]:
+    """Consecutive windows of ``context + 1`` tokens overlapping by one: inputs ``window[:-1]``,
+    targets ``window[1:]``, so every token of ``tokens (N,)`` but the first is a target once."""
+    return [tokens[start:start + context + 1] for start in range(0, len(tokens) - 1, context)]
+
+
 def corpus_loss(model: TinyLLM, tokens: np.ndarray, context: int | None = None,
                 attend: AttentionFn = masked_attention) -> float:
     """Mean cross-entropy (nats) of predicting each token of ``tokens (N,)`` from the ones before.
 
-    The stream is cut into consecutive windows of ``context + 1`` tokens that overlap by one,
-    so every token but the first is predicted exactly once, from at most ``context`` tokens of
-    its own window (``context`` defaults to the model's ``max_seq_len``). ``attend`` replaces
+    The stream is cut into :func:`loss_windows`, so every token but the first is predicted
+    exactly once, from at most ``context`` tokens of its own window (``context`` defaults to
+    the model's ``max_seq_len``). ``attend`` replaces
     the attention, as an attention plugin's ``compute_attention`` does, to score a variant.
     """
     context = positive_int("context", model.max_seq_len if context is None else context)
     if len(tokens) < 2:
         raise ValueError(f"tokens must hold at least 2 ids, got {len(tokens)}")
     total, count = 0.0, 0
-    for start in range(0, len(tokens) - 1, context):
-        window = tokens[start:start + context + 1]
+    for window in loss_windows(tokens, context):
         logits = model.forward_prefill_dense(window[:-1], attend).logits    # (T, vocab)
         shifted = logits - logits.max(axis=-1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
