@@ -36,8 +36,10 @@ test: $(STAMP)
 	$(MAKE) build-book
 	$(MAKE) browser
 
-# Engine unit tests and every chapter under strict nbval (tests/browser is not collected).
+# The import contracts of pyproject.toml (layers, no cycles), then engine unit tests and every
+# chapter under strict nbval (tests/browser is not collected).
 unit: $(STAMP)
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest
 
 # The built book in headless Chromium: skipped with a message when Chromium or Playwright is

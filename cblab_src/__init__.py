@@ -8,8 +8,9 @@ a token is sampled -> :class:`StepStats` -> plugins, metrics, figures.
 
 from .attention import (causal_mask, dense_causal_attention, gather_kv, masked_attention,
                         paged_attention, ragged_attention, segmented_attention)
-from .core import (BlockAllocator, DenseKVCache, FinishReason, KVUsage, PagedKVCache, Preemption,
-                   RaggedBatch, Request, RequestState, Scheduler, SchedulerCounters, StepStats,
+from .core import (BlockPool, DenseKVCache, FinishReason, KVUsage, PagedKVCache, Preemption,
+                   RaggedBatch, Request, RequestState, Scheduler, SchedulerConfig, SchedulerCounters,
+                   StepStats, Policy,
                    build_batch, padding_waste, ragged_causal_mask, ragged_mask)
 from .model import CharTokenizer, LogitsProcessor, PrefillOutput, SamplingParams, TinyLLM
 from .monitoring import DetailedMemoryProfiler, MetricsCollector, RequestMetrics
@@ -19,9 +20,10 @@ from .plugins import (AttentionPlugin, LoggingPlugin, MetricsPlugin, PluginManag
 __version__ = "0.1.0"
 
 __all__ = [
-    "Request", "RequestState", "FinishReason", "Scheduler", "SchedulerCounters", "StepStats",
+    "Request", "RequestState", "FinishReason", "Scheduler", "SchedulerConfig", "Policy",
+    "SchedulerCounters", "StepStats",
     "Preemption", "TinyLLM", "CharTokenizer", "PrefillOutput", "SamplingParams", "LogitsProcessor",
-    "DenseKVCache", "PagedKVCache", "BlockAllocator", "KVUsage", "RaggedBatch", "build_batch",
+    "DenseKVCache", "PagedKVCache", "BlockPool", "KVUsage", "RaggedBatch", "build_batch",
     "ragged_causal_mask", "ragged_mask", "padding_waste",
     "causal_mask", "masked_attention", "dense_causal_attention", "ragged_attention",
     "segmented_attention", "paged_attention", "gather_kv",

@@ -12,60 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core.kv_cache import PagedKVCache
 from .core.request import Request
+from .core.config import SchedulerConfig
 from .core.scheduler import Scheduler, SchedulerCounters, StepStats
 from .monitoring.metrics import RequestMetrics, request_metrics
+from .monitoring.pool_snapshot import PoolRecorder as _PoolRecorder, PoolSnapshot
 from .plugins.base import SchedulerPlugin
 from .workloads import Workload
-
-
-@dataclass(frozen=True)
-class PoolSnapshot:
-    """The paged pool at one moment: who owns each block, which slots hold a token, how many
-    requests share each block, and which ownerless blocks are kept for prefix reuse."""
-
-    owners: np.ndarray        # (num_blocks,) object: first owning request id, or None
-    fill: np.ndarray          # (num_blocks, block_size) bool: slot holds a live token
-    block_tables: dict        # req_id -> list of block ids
-    ref_counts: np.ndarray    # (num_blocks,) int: live requests owning each block
-    cached: np.ndarray        # (num_blocks,) bool: ownerless but holding a reusable prefix
-
-    @classmethod
-    def of(cls, cache: PagedKVCache) -> "PoolSnapshot":
-        alloc = cache.allocator
-        refs = np.asarray(alloc.ref_counts, dtype=np.int64)
-        cached = np.array([refs[b] == 0 and alloc.is_cached_content(b)
-                           for b in range(cache.num_blocks)], dtype=bool)
-        return cls(cache.block_owners(), cache.slot_fill(),
-                   {rid: list(t) for rid, t in cache.block_tables.items()}, refs, cached)
-
-    @property
-    def block_size(self) -> int:
-        return self.fill.shape[1]
-
-    @property
-    def used_blocks(self) -> int:
-        return int((self.ref_counts > 0).sum())
-
-    @property
-    def shared_blocks(self) -> int:
-        return int((self.ref_counts > 1).sum())
-
-    @property
-    def wasted_slots(self) -> int:
-        """Empty slots inside used blocks: internal fragmentation."""
-        return self.used_blocks * self.block_size - int(self.fill.sum())
-
-
-class _PoolRecorder(SchedulerPlugin):
-    """Takes a :class:`PoolSnapshot` after every step."""
-
-    def __init__(self) -> None:
-        self.snapshots: list[PoolSnapshot] = []
-
-    def after_step(self, scheduler, stats) -> None:
-        self.snapshots.append(PoolSnapshot.of(scheduler.kv_cache))
 
 
 @dataclass(frozen=True)
@@ -74,11 +27,21 @@ class ScheduleRun:
 
     history: list[StepStats]
     requests: list[Request]
-    max_tokens_per_step: int
-    prefill_chunk_size: int
-    block_size: int
+    config: SchedulerConfig
     pool: list[PoolSnapshot] | None
     counters: SchedulerCounters = field(default_factory=SchedulerCounters)
+
+    @property
+    def max_tokens_per_step(self) -> int:
+        return self.config.max_tokens_per_step
+
+    @property
+    def prefill_chunk_size(self) -> int:
+        return self.config.prefill_chunk_size
+
+    @property
+    def block_size(self) -> int:
+        return self.config.block_size
 
     @property
     def num_steps(self) -> int:
@@ -122,35 +85,29 @@ class ScheduleRun:
         }
 
 
-def simulate_schedule(workload: Workload, *, max_tokens_per_step: int, prefill_chunk_size: int,
-                      kv_layout: str = "paged", block_size: int = 16,
-                      num_blocks: int | None = None, enable_prefix_caching: bool = False,
-                      watermark_blocks: int = 0, model=None,
-                      record_pool: bool = False, max_num_seqs: int | None = None,
-                      policy: str = "decode_first") -> ScheduleRun:
+def simulate_schedule(workload: Workload, config: SchedulerConfig | None = None, *, model=None,
+                      record_pool: bool = False, **knobs) -> ScheduleRun:
     """Run ``workload`` to completion and return a :class:`ScheduleRun`.
 
-    Without a ``model`` no numbers are computed (scheduling only, every sampled token is 0).
-    For greedy requests with no EOS token the schedule is then exactly the real one; sampled
-    requests with prefix caching can differ, because their real generated tokens decide which
-    blocks they share. Arrivals are counted in steps; a workload whose arrivals are in milliseconds runs with
-    :func:`cblab_src.timing.simulate_timed`.
+    The knobs are a :class:`SchedulerConfig` or its fields by name
+    (``simulate_schedule(w, max_tokens_per_step=8, prefill_chunk_size=4)``). Without a
+    ``model`` no numbers are computed (scheduling only, every sampled token is 0). For greedy
+    requests with no EOS token the schedule is then exactly the real one; sampled requests with
+    prefix caching can differ, because their real generated tokens decide which blocks they
+    share. Arrivals are counted in steps; a workload whose arrivals are in milliseconds runs
+    with :func:`cblab_src.timing.simulate_timed`. ``record_pool`` keeps a snapshot of the paged
+    pool after every step (for the figures).
     """
     if workload.arrival_ms is not None:
         raise ValueError("this workload's arrivals are in milliseconds: run it with "
                          "cblab_src.timing.simulate_timed(workload, cost_model, ...)")
-    sched = Scheduler(model, max_tokens_per_step=max_tokens_per_step,
-                      prefill_chunk_size=prefill_chunk_size, kv_layout=kv_layout,
-                      block_size=block_size, num_blocks=num_blocks,
-                      enable_prefix_caching=enable_prefix_caching,
-                      watermark_blocks=watermark_blocks, max_num_seqs=max_num_seqs,
-                      policy=policy)
+    sched = Scheduler(model, config, **knobs)
     recorder = None
-    if record_pool and kv_layout == "paged":
+    if record_pool and sched.kv_layout == "paged":
         recorder = sched.plugins.register_scheduler_plugin(_PoolRecorder())
     requests = workload.requests()
     for r in requests:
         sched.add_request(r)
     history = sched.run()
-    return ScheduleRun(history, requests, max_tokens_per_step, prefill_chunk_size, block_size,
+    return ScheduleRun(history, requests, sched.config,
                        recorder.snapshots if recorder else None, sched.counters)

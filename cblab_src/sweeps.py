@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validate import MAX_COUNT, non_negative_int, positive_int
 from .simulate import ScheduleRun, simulate_schedule
-from .workloads import RequestSpec, Workload
+from .workloads import MAX_LENGTH, MAX_VOCAB, RequestSpec, Workload
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ def pool_size_sweep(workload: Workload, pool_sizes: Sequence[int], *, max_tokens
                     prefill_chunk_size: int, block_size: int,
                     watermark_blocks: int = 0) -> list[SweepRow]:
     """Run ``workload`` with each pool size (in blocks): fewer blocks, more preemptions."""
+    if not isinstance(workload, Workload):
+        raise TypeError(f"workload must be a Workload, got {workload!r}")
+    pool_sizes = _settings("pool_sizes", pool_sizes, positive_int)
     return [SweepRow.of(n, simulate_schedule(
                 workload, max_tokens_per_step=max_tokens_per_step,
                 prefill_chunk_size=prefill_chunk_size, block_size=block_size, num_blocks=n,
@@ -54,7 +58,14 @@ def shared_prefix_workload(num_requests: int, prefix_len: int, *, suffix_len: in
                            vocab_size: int = 128) -> Workload:
     """Requests that all start with the same ``prefix_len`` tokens (a system prompt), then a
     private ``suffix_len``-token question each; request ``i`` arrives at ``i * arrival_every``."""
-    rng = np.random.default_rng(seed)
+    positive_int("num_requests", num_requests, maximum=MAX_COUNT)
+    non_negative_int("prefix_len", prefix_len, maximum=MAX_LENGTH)
+    if non_negative_int("suffix_len", suffix_len, maximum=MAX_LENGTH) + prefix_len == 0:
+        raise ValueError("prefix_len + suffix_len must be >= 1 (a prompt has a token), got 0 + 0")
+    non_negative_int("max_new_tokens", max_new_tokens)
+    non_negative_int("arrival_every", arrival_every)
+    positive_int("vocab_size", vocab_size, maximum=MAX_VOCAB)
+    rng = np.random.default_rng(non_negative_int("seed", seed))
     prefix = tuple(int(t) for t in rng.integers(0, vocab_size, prefix_len))
     specs = tuple(RequestSpec(i, prefix + tuple(int(t) for t in rng.integers(0, vocab_size,
                                                                              suffix_len)),
@@ -67,8 +78,17 @@ def prefix_sweep(prefix_lens: Sequence[int], *, num_requests: int, block_size: i
                  max_tokens_per_step: int, prefill_chunk_size: int,
                  enable_prefix_caching: bool = True, seed: int = 0) -> list[SweepRow]:
     """Shared-prefix workloads of growing prefix length, with or without prefix caching."""
+    prefix_lens = _settings("prefix_lens", prefix_lens, non_negative_int)
+    positive_int("num_requests", num_requests, maximum=MAX_COUNT)
     return [SweepRow.of(p, simulate_schedule(
                 shared_prefix_workload(num_requests, p, seed=seed),
                 max_tokens_per_step=max_tokens_per_step, prefill_chunk_size=prefill_chunk_size,
                 block_size=block_size, enable_prefix_caching=enable_prefix_caching))
             for p in prefix_lens]
+
+
+def _settings(name: str, values, check) -> list[int]:
+    """The swept values: a sequence, each passing ``check`` (named ``name[i]`` if it fails)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of ints, got {values!r}")
+    return [check(f"{name}[{i}]", v) for i, v in enumerate(values)]

@@ -14,6 +14,7 @@ from .core.request import Request
 
 def completion(request: Request, tokenizer) -> str:
     """The text ``request`` has generated so far (an EOS at the end writes nothing)."""
+    _check(request, tokenizer)
     return tokenizer.decode(request.generated)
 
 
@@ -22,8 +23,12 @@ def format_completions(requests: Sequence[Request], tokenizer) -> str:
 
     Texts are shown with ``repr`` so leading spaces and newlines are visible.
     """
+    if isinstance(requests, (str, bytes)) or not isinstance(requests, Sequence):
+        raise TypeError(f"requests must be a list of Requests, got {requests!r}")
     if not requests:
         raise ValueError("requests must not be empty")
+    for i, r in enumerate(requests):
+        _check(r, tokenizer, f"requests[{i}]")
     width = max(len(str(r.req_id)) for r in requests)
     lines = []
     for r in requests:
@@ -33,3 +38,11 @@ def format_completions(requests: Sequence[Request], tokenizer) -> str:
         lines.append(f"{'':<{width}}  completion {completion(r, tokenizer)!r}  "
                      f"[{r.num_generated} token{plural}, {reason}]")
     return "\n".join(lines)
+
+
+def _check(request, tokenizer, name: str = "request") -> None:
+    if not isinstance(request, Request):
+        raise TypeError(f"{name} must be a Request, got {request!r}")
+    if not callable(getattr(tokenizer, "decode", None)):
+        raise TypeError(f"tokenizer must have a decode(ids) method (e.g. a CharTokenizer), "
+                        f"got {tokenizer!r}")

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validate import real
 from .core.request import Request
+from .core.config import SchedulerConfig
 from .core.scheduler import Scheduler
 from .core.step_stats import StepStats
 from .costmodel import DEFAULT_COST_MODEL, CostModel, StepComposition
@@ -135,10 +137,6 @@ class TimedRun:
         return len(self.history)
 
     @property
-    def step_start_ms(self) -> np.ndarray:
-        return self.step_end_ms - self.step_ms
-
-    @property
     def busy_ms(self) -> float:
         """Time spent running steps (the makespan less idle gaps)."""
         return float(self.step_ms.sum())
@@ -159,26 +157,21 @@ class TimedRun:
         return LatencySummary.of(self.request_times(), self.num_steps)
 
 
-def simulate_timed(workload: Workload, cost_model: CostModel = DEFAULT_COST_MODEL, *,
-                   max_tokens_per_step: int, prefill_chunk_size: int, kv_layout: str = "paged",
-                   block_size: int = 16, num_blocks: int | None = None,
-                   enable_prefix_caching: bool = False, watermark_blocks: int = 0,
-                   max_num_seqs: int | None = None, policy: str = "decode_first",
-                   model=None) -> TimedRun:
+def simulate_timed(workload: Workload, cost_model: CostModel = DEFAULT_COST_MODEL,
+                   config: SchedulerConfig | None = None, *, model=None, **knobs) -> TimedRun:
     """Run ``workload`` with its arrivals in milliseconds against a clock driven by ``cost_model``.
 
     Requests without ``arrival_ms`` arrive at 0 (all at once). A request is added to the
     scheduler when the clock reaches its arrival, so it waits for the step in flight to end,
-    as on a real server.
+    as on a real server. The scheduler's knobs are a :class:`SchedulerConfig` or its fields by
+    name (``max_tokens_per_step=512, prefill_chunk_size=512, ...``).
     """
     if not isinstance(cost_model, CostModel):
         raise TypeError(f"cost_model must be a CostModel, got {cost_model!r}")
+    if not isinstance(workload, Workload):      # its specs' arrival_ms are finite and >= 0
+        raise TypeError(f"workload must be a Workload, got {workload!r}")
     arrivals = workload.arrivals_in_ms("run it with simulate_schedule(...).timed(cost_model)")
-    sched = Scheduler(model, max_tokens_per_step=max_tokens_per_step,
-                      prefill_chunk_size=prefill_chunk_size, kv_layout=kv_layout,
-                      block_size=block_size, num_blocks=num_blocks,
-                      enable_prefix_caching=enable_prefix_caching,
-                      watermark_blocks=watermark_blocks, max_num_seqs=max_num_seqs, policy=policy)
+    sched = Scheduler(model, config, **knobs)
     requests = workload.requests()
     if not np.any(arrivals > 0):                   # all at once: run, then time every step
         for r in requests:
@@ -217,14 +210,38 @@ def timed(history: Sequence[StepStats], requests: Sequence[Request],
     ``a`` starts."""
     if not isinstance(cost_model, CostModel):
         raise TypeError(f"cost_model must be a CostModel, got {cost_model!r}")
+    _check_run(history, requests)
+    if idle_step_ms is not None:
+        idle_step_ms = real("idle_step_ms", idle_step_ms, minimum=0.0)
     ms = cost_model.history_ms(history)
     if idle_step_ms is None:
         idle_step_ms = cost_model.step_ms(StepComposition((1,), (), 1))
-    if not idle_step_ms >= 0:
-        raise ValueError(f"idle_step_ms must be >= 0, got {idle_step_ms!r}")
     ms = np.where(np.array([s.num_tokens == 0 for s in history], dtype=bool), idle_step_ms, ms)
     ends = np.cumsum(ms)
     starts = ends - ms
     arrivals = np.array([starts[r.arrival_step] if r.arrival_step < len(starts) else 0.0
                          for r in requests], dtype=np.float64)
     return TimedRun(list(history), list(requests), ms, ends, arrivals, cost_model)
+
+
+def _check_run(history, requests) -> None:
+    """``history`` must be a whole run's steps (``history[i].step_id == i``) and cover every
+    step a finished request in ``requests`` produced a token in: :func:`timed` reads each
+    request's times by step number."""
+    for name, value, kind in (("history", history, StepStats), ("requests", requests, Request)):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise TypeError(f"{name} must be a list of {kind.__name__}s, got {value!r}")
+        for i, item in enumerate(value):
+            if not isinstance(item, kind):
+                raise TypeError(f"{name}[{i}] must be a {kind.__name__}, got {item!r}")
+    for i, stats in enumerate(history):
+        if stats.step_id != i:
+            raise ValueError(f"history must be a run's steps from step 0, in order "
+                             f"(history[i].step_id == i), got history[{i}].step_id == "
+                             f"{stats.step_id}")
+    for r in requests:
+        last = r.finish_step if r.finish_step is not None else max(r.token_steps, default=-1)
+        if last >= len(history):
+            raise ValueError(f"history has {len(history)} steps but request {r.req_id!r} "
+                             f"produced a token or finished in step {last}: pass the run's "
+                             f"whole history")

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 from IPython.display import display
 
+from ._math import ceil_div
 from ._validate import positive_int, require_int
 from .core.batch_builder import build_batch, padding_waste, ragged_causal_mask
 from .core.scheduler import Scheduler
 from .monitoring.metrics import MetricsCollector
-from .simulate import PoolSnapshot, simulate_schedule
+from .monitoring.pool_snapshot import PoolSnapshot
+from .simulate import simulate_schedule
 from .viz import plot_block_pool, plot_budget, plot_mask, plot_timeline
 from .workloads import Workload, random_workload
 
@@ -282,7 +284,7 @@ def preemption_explorer(workload: Workload | None = None, budget: int = 16,
                         chunk: int = 8, block_size: int = 4, cost_model=None) -> Explorer:
     """Chapter 10: pool size and watermark sliders -> timeline with preemptions marked."""
     workload = workload or memory_workload()
-    smallest = max(-(-max(len(s.prompt) + s.max_new_tokens - 1, 1) // block_size)
+    smallest = max(ceil_div(max(len(s.prompt) + s.max_new_tokens - 1, 1), block_size)
                    for s in workload.specs)
 
     def simulate(num_blocks, watermark):

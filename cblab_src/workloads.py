@@ -21,14 +21,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import non_negative_int, one_of, positive_int
+from ._validate import MAX_COUNT, non_negative_int, one_of, positive_int, real, token_ids
 from .core.request import Request
 from .model.sampling import GREEDY, SamplingParams
 
 
+# Longest length a distribution may draw, in tokens: beyond any model's context, and small
+# enough that lengths and their sums stay exact in int64.
+MAX_LENGTH = 10**9
+MAX_VOCAB = 2**62              # token ids are drawn as int64
+
+
 @dataclass(frozen=True)
 class RequestSpec:
-    """Everything needed to make one request."""
+    """Everything needed to make one request.
+
+    Checked when built, as :class:`~cblab_src.core.request.Request` checks its fields: an int
+    or str ``req_id``; a non-empty ordered prompt of token ids (stored as a tuple);
+    ``max_new_tokens`` and ``arrival_step`` integers >= 0; ``arrival_ms`` ``None`` or a finite
+    number >= 0 (a NaN or infinite arrival would stall a timed run forever).
+    """
 
     req_id: Hashable
     prompt: tuple[int, ...]
@@ -37,12 +49,36 @@ class RequestSpec:
     sampling: SamplingParams = GREEDY
     arrival_ms: float | None = None      # arrival time of a timed run (None: use arrival_step)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.req_id, (int, str)) or isinstance(self.req_id, bool):
+            raise TypeError(f"req_id must be an int or a str, got {self.req_id!r}")
+        object.__setattr__(self, "prompt", token_ids("prompt", self.prompt))
+        non_negative_int("max_new_tokens", self.max_new_tokens)
+        non_negative_int("arrival_step", self.arrival_step)
+        if not isinstance(self.sampling, SamplingParams):
+            raise TypeError(f"sampling must be a SamplingParams, got {self.sampling!r}")
+        if self.arrival_ms is not None:
+            object.__setattr__(self, "arrival_ms", real("arrival_ms", self.arrival_ms,
+                                                        minimum=0.0))
+
 
 @dataclass(frozen=True)
 class Workload:
     """An ordered, immutable set of request specifications."""
 
     specs: tuple[RequestSpec, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.specs, (str, bytes)) or not isinstance(self.specs, Sequence):
+            raise TypeError(f"specs must be a tuple of RequestSpecs, got {self.specs!r}")
+        ids = set()
+        for i, spec in enumerate(self.specs):
+            if not isinstance(spec, RequestSpec):
+                raise TypeError(f"specs[{i}] must be a RequestSpec, got {spec!r}")
+            if spec.req_id in ids:
+                raise ValueError(f"specs[{i}] repeats req_id {spec.req_id!r}")
+            ids.add(spec.req_id)
+        object.__setattr__(self, "specs", tuple(self.specs))
 
     def requests(self) -> list[Request]:
         """Fresh, unstarted ``Request`` objects for this workload."""
@@ -91,19 +127,21 @@ class Workload:
 
         ``arrival_ms`` (one time per request, in milliseconds) makes a workload for timed runs.
         """
+        if isinstance(prompt_lens, (str, bytes)) or not isinstance(prompt_lens,
+                                                                   (Sequence, np.ndarray)):
+            raise TypeError(f"prompt_lens must be a sequence of ints, got {prompt_lens!r}")
         n = len(prompt_lens)
         new = _broadcast("max_new_tokens", max_new_tokens, n)
         arrivals = _broadcast("arrival_steps", arrival_steps, n)
-        times = [None] * n if arrival_ms is None else [float(t) for t in arrival_ms]
-        if len(times) != n:
-            raise ValueError(f"arrival_ms must have {n} entries, got {len(times)}")
-        if any(t is not None and not t >= 0 for t in times):
-            raise ValueError(f"arrival_ms must be >= 0, got {min(times)}")
+        times = [None] * n if arrival_ms is None else list(_broadcast("arrival_ms", arrival_ms, n,
+                                                                    scalar=False))
+        times = [None if t is None else real(f"arrival_ms[{i}]", t, minimum=0.0)
+                 for i, t in enumerate(times)]
         rng = np.random.default_rng(non_negative_int("seed", seed))
         specs = []
         for i, (p, m, a, t) in enumerate(zip(prompt_lens, new, arrivals, times)):
-            prompt = tuple(rng.integers(0, positive_int("vocab_size", vocab_size),
-                                        positive_int("prompt_len", p)).tolist())
+            prompt = rng.integers(0, positive_int("vocab_size", vocab_size, maximum=MAX_VOCAB),
+                                  positive_int("prompt_len", p, maximum=MAX_LENGTH))   # -> tuple
             specs.append(RequestSpec(i, prompt, non_negative_int("max_new_tokens", m),
                                      non_negative_int("arrival_step", a), arrival_ms=t))
         return cls(tuple(specs))
@@ -138,7 +176,7 @@ def random_workload(num_requests: int, *, prompt_len: tuple[int, int] = (4, 24),
     Request ``i`` arrives at step ``i * arrival_every`` (all at once when 0).
     ``random_workload(3, seed=1)`` is the same three requests every time.
     """
-    n = positive_int("num_requests", num_requests)
+    n = positive_int("num_requests", num_requests, maximum=MAX_COUNT)
     every = non_negative_int("arrival_every", arrival_every)
     rng = np.random.default_rng(non_negative_int("seed", seed))
     lo, hi = _range("prompt_len", prompt_len, minimum=1)
@@ -152,15 +190,19 @@ def random_workload(num_requests: int, *, prompt_len: tuple[int, int] = (4, 24),
 def _range(name: str, value, *, minimum: int) -> tuple[int, int]:
     if not (isinstance(value, tuple) and len(value) == 2):
         raise TypeError(f"{name} must be a (low, high) tuple, got {value!r}")
-    lo, hi = (non_negative_int(name, v) for v in value)
+    lo, hi = (non_negative_int(name, v, maximum=MAX_LENGTH) for v in value)
     if lo < minimum or hi < lo:
         raise ValueError(f"{name} must satisfy {minimum} <= low <= high, got {value!r}")
     return lo, hi
 
 
-def _broadcast(name: str, value, n: int) -> list:
-    if isinstance(value, (int, np.integer)):
+def _broadcast(name: str, value, n: int, *, scalar: bool = True) -> list:
+    """``value`` as ``n`` entries: an int repeated (if ``scalar``), or a sequence of ``n``."""
+    if scalar and isinstance(value, (int, np.integer)):
         return [value] * n
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        kind = "an int or a sequence" if scalar else "a sequence"
+        raise TypeError(f"{name} must be {kind} of {n} entries, got {value!r}")
     if len(value) != n:
         raise ValueError(f"{name} must have {n} entries, got {len(value)}")
     return list(value)
@@ -183,6 +225,9 @@ class LengthDist:
     Lengths below ``low`` become ``low``. Above ``high``, ``truncate="clip"`` sets them to
     ``high``; ``truncate="resample"`` draws them again, keeping only lengths <= ``high`` (what
     Anyscale's benchmark did with its "capped exponential"), so the mean falls below ``mean``.
+    Every parameter is checked when the distribution is built: ``mean``, ``low`` and ``high``
+    are finite and at most :data:`MAX_LENGTH` tokens, ``sigma`` is in (0, 10); a far tail draw
+    becomes ``MAX_LENGTH``.
     ``LengthDist.lognormal(161, sigma=1.0).sample(3, np.random.default_rng(0))`` ->
     ``array([111, 86, 185])``.
     """
@@ -197,23 +242,22 @@ class LengthDist:
     def __post_init__(self) -> None:
         one_of("kind", self.kind, LENGTH_KINDS)
         one_of("truncate", self.truncate, ("clip", "resample"))
-        non_negative_int("low", self.low)
-        if self.high is not None and non_negative_int("high", self.high) < self.low:
+        _length("low", self.low)
+        if self.high is not None and _length("high", self.high) < self.low:
             raise ValueError(f"high must be >= low ({self.low}), got {self.high}")
         if self.kind == "uniform" and self.high is None:
             raise ValueError("a uniform LengthDist needs high, got high=None")
-        if not (isinstance(self.mean, (int, float)) and math.isfinite(self.mean) and self.mean >= 0):
-            raise ValueError(f"mean must be a finite number >= 0, got {self.mean!r}")
-        if not (isinstance(self.sigma, (int, float)) and 0 < self.sigma < 10):
-            raise ValueError(f"sigma must be a number in (0, 10), got {self.sigma!r}")
+        real("mean", self.mean, minimum=0.0, maximum=MAX_LENGTH)
+        _sigma(self.sigma)
 
     @classmethod
     def fixed(cls, length: int) -> "LengthDist":
-        return cls("fixed", mean=float(non_negative_int("length", length)), low=0)
+        return cls("fixed", mean=float(_length("length", length)), low=0)
 
     @classmethod
     def uniform(cls, low: int, high: int) -> "LengthDist":
-        return cls("uniform", mean=(low + high) / 2, low=low, high=high)
+        return cls("uniform", mean=(_length("low", low) + _length("high", high)) / 2, low=low,
+                   high=high)
 
     @classmethod
     def exponential(cls, mean: float, *, high: int | None = None, low: int = 1,
@@ -228,12 +272,13 @@ class LengthDist:
             raise ValueError(f"give exactly one of mean and median, got mean={mean!r}, "
                              f"median={median!r}")
         if mean is None:
-            mean = float(median) * math.exp(sigma ** 2 / 2)
-        return cls("lognormal", mean=float(mean), low=low, high=high, sigma=sigma)
+            median = real("median", median, minimum=0.0, maximum=MAX_LENGTH)
+            mean = median * math.exp(_sigma(sigma) ** 2 / 2)
+        return cls("lognormal", mean=mean, low=low, high=high, sigma=sigma)
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(n,)`` int64 lengths."""
-        n = non_negative_int("n", n)
+        n = non_negative_int("n", n, maximum=MAX_COUNT)
         if self.kind == "fixed":
             return np.full(n, max(round(self.mean), self.low), dtype=np.int64)
         if self.kind == "uniform":
@@ -254,7 +299,23 @@ class LengthDist:
             x = rng.exponential(self.mean, n)
         else:
             x = rng.lognormal(math.log(max(self.mean, 1e-9)) - self.sigma ** 2 / 2, self.sigma, n)
-        return np.round(x).astype(np.int64)
+        # A far tail draw (log-normal, large sigma) becomes MAX_LENGTH, never an int64 overflow.
+        return np.round(np.minimum(x, MAX_LENGTH)).astype(np.int64)
+
+
+def _length(name: str, value) -> int:
+    """A length in tokens: an integer in ``[0, MAX_LENGTH]``."""
+    if non_negative_int(name, value) > MAX_LENGTH:
+        raise ValueError(f"{name} must be <= MAX_LENGTH ({MAX_LENGTH}), got {value!r}")
+    return int(value)
+
+
+def _sigma(value) -> float:
+    """A log-normal's sigma: a finite number in (0, 10)."""
+    sigma = real("sigma", value)
+    if not 0 < sigma < 10:
+        raise ValueError(f"sigma must be a number in (0, 10), got {value!r}")
+    return sigma
 
 
 @dataclass(frozen=True)
@@ -265,6 +326,18 @@ class WorkloadShape:
     output: LengthDist
     max_total: int | None = None       # prompt + output <= max_total (the model's context)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("prompt", "output"):
+            if not isinstance(getattr(self, name), LengthDist):
+                raise TypeError(f"{name} must be a LengthDist, got {getattr(self, name)!r}")
+        # Lengths are clipped so prompt + output <= max_total, with a prompt of >= 1 token and
+        # room for at least one output token.
+        if self.max_total is not None and non_negative_int("max_total", self.max_total) < 2:
+            raise ValueError(f"max_total must be >= 2 (a 1-token prompt and 1 output token), "
+                             f"got {self.max_total!r}")
+        if not isinstance(self.source, str):
+            raise TypeError(f"source must be a str, got {self.source!r}")
 
 
 # vLLM (Kwon et al., SOSP'23), Fig. 11: ShareGPT input mean 161.31, output mean 337.99 tokens
@@ -316,10 +389,11 @@ def poisson_arrivals(n: int, rate: float, seed: int = 0) -> np.ndarray:
     so ``n`` arrivals span about ``(n - 1) / rate``. Units are the caller's: a rate per second
     gives times in seconds, a rate per step times in steps.
     """
-    n = non_negative_int("n", n)
-    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
-        raise ValueError(f"rate must be a positive number, got {rate!r}")
-    gaps = np.random.default_rng(non_negative_int("seed", seed)).exponential(1.0 / rate, n)
+    n = non_negative_int("n", n, maximum=MAX_COUNT)
+    scale = 1.0 / real("rate", rate, positive=True)
+    if not math.isfinite(scale):
+        raise ValueError(f"rate must be a positive number whose inverse is finite, got {rate!r}")
+    gaps = np.random.default_rng(non_negative_int("seed", seed)).exponential(scale, n)
     gaps[:1] = 0.0
     return np.cumsum(gaps)
 
@@ -337,14 +411,18 @@ def synthetic_workload(num_requests: int, shape: WorkloadShape | None = None, *,
     Lengths are clipped so that prompt + output <= ``max_total``. Every random choice (lengths,
     arrivals, token ids) comes from ``seed``, in separate streams.
     """
-    n = positive_int("num_requests", num_requests)
+    n = positive_int("num_requests", num_requests, maximum=MAX_COUNT)
     if shape is None:
         if prompt is None or output is None:
             raise ValueError("give a shape, or both prompt and output LengthDists")
         shape = WorkloadShape(prompt, output, max_total)
     elif prompt is not None or output is not None or max_total is not None:
         raise ValueError("give a shape or prompt/output/max_total, not both")
+    if not isinstance(shape, WorkloadShape):
+        raise TypeError(f"shape must be a WorkloadShape, got {shape!r}")
     one_of("arrival_unit", arrival_unit, ("s", "step"))
+    if arrival_rate is not None:
+        real("arrival_rate", arrival_rate, positive=True)
     streams = [np.random.default_rng(s) for s in
                np.random.SeedSequence(non_negative_int("seed", seed)).spawn(3)]
     prompts = np.maximum(shape.prompt.sample(n, streams[0]), 1)
@@ -356,7 +434,13 @@ def synthetic_workload(num_requests: int, shape: WorkloadShape | None = None, *,
     if arrival_rate is not None:
         t = poisson_arrivals(n, arrival_rate, seed=int(streams[2].integers(2**31)))
         if arrival_unit == "s":
+            if not t[-1] < np.finfo(np.float64).max / 1000.0:
+                raise ValueError(f"arrival_rate {arrival_rate!r} per second is too small: the "
+                                 f"arrivals do not fit in a float of milliseconds")
             times = (t * 1000.0).tolist()
+        elif not t[-1] < 2**62:
+            raise ValueError(f"arrival_rate {arrival_rate!r} per step is too small: the "
+                             f"arrival steps do not fit in an int64")
         else:
             steps = np.floor(t).astype(np.int64)
     return Workload.from_lengths(prompts.tolist(), outputs.tolist(), steps.tolist(),

@@ -112,7 +112,7 @@ def check_block_accounting(cache) -> None:
     if not isinstance(cache, PagedKVCache):
         assert (usage.used_blocks, usage.free_blocks, usage.cached_blocks) == (0, 0, 0)
         return
-    alloc = cache.allocator
+    alloc = cache.block_pool
     assert usage.used_blocks + usage.free_blocks + usage.cached_blocks == usage.total_blocks
     assert usage.total_blocks == cache.num_blocks == len(alloc.ref_counts)
     owners = np.zeros(cache.num_blocks, dtype=np.int64)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cblab_src import BlockAllocator, DenseKVCache, PagedKVCache
+from cblab_src import BlockPool, DenseKVCache, PagedKVCache
+from cblab_src.monitoring.pool_snapshot import block_owners, slot_fill
 
 L, H, D = 2, 2, 3   # layers, heads, head size
 
@@ -158,9 +159,10 @@ def test_paged_admission_and_growth_accounting():
     # (plus keep_free blocks), and each extension asks only for the blocks it adds.
     cache = PagedKVCache(block_size=4, num_blocks=4)
     prompt = list(range(9))
-    assert cache.can_admit(prompt, 16) and not cache.can_admit(prompt, 17)
-    assert cache.can_admit(prompt, 12, keep_free=1) and not cache.can_admit(prompt, 13, keep_free=1)
-    assert cache.admit("a", prompt) == 0             # no prefix caching: nothing cached
+    match = cache.match_prefix(prompt)                # no prefix caching: nothing cached
+    assert cache.can_admit(match, 16) and not cache.can_admit(match, 17)
+    assert cache.can_admit(match, 12, keep_free=1) and not cache.can_admit(match, 13, keep_free=1)
+    assert cache.admit("a", match) == 0
     u = cache.usage()
     assert (u.used_blocks, u.free_blocks, u.cached_blocks, u.available_blocks) == (0, 4, 0, 4)
     cache.extend("a", 5)                             # 2 blocks, taken now
@@ -168,7 +170,7 @@ def test_paged_admission_and_growth_accounting():
     assert (u.used_blocks, u.free_blocks, u.available_blocks) == (2, 2, 2)
     assert cache.blocks_to_extend("a", 3) == 0 and cache.blocks_to_extend("a", 4) == 1
     assert cache.can_extend("a", 11) and not cache.can_extend("a", 12)   # 16 and 17 tokens
-    cache.admit("b", [1, 2, 3, 4])
+    cache.admit("b", cache.match_prefix([1, 2, 3, 4]))
     cache.extend("b", 4)
     assert cache.blocks_to_extend("a", 4) == 1 and cache.can_extend("a", 4)
     cache.extend("a", 4)                             # the last block
@@ -176,12 +178,13 @@ def test_paged_admission_and_growth_accounting():
     assert (u.used_blocks, u.free_blocks, u.available_blocks) == (4, 0, 0)
     assert not cache.can_extend("b", 1)              # a step would have to preempt someone
     assert cache.can_extend("b", 0) and cache.can_extend("a", 3)        # within their blocks
-    assert not cache.can_admit([5], 1)
+    assert not cache.can_admit(cache.match_prefix([5]), 1)
     cache.free("a")                                  # 3 used blocks back at once
     u = cache.usage()
     assert (u.used_blocks, u.free_blocks, u.available_blocks) == (1, 3, 3)
-    assert cache.can_admit(prompt, 12) and not cache.can_admit(prompt, 13)
-    assert not cache.can_admit(prompt, 12, keep_free=1)
+    match = cache.match_prefix(prompt)
+    assert cache.can_admit(match, 12) and not cache.can_admit(match, 13)
+    assert not cache.can_admit(match, 12, keep_free=1)
 
 
 def test_extending_past_the_pool_is_refused():
@@ -214,7 +217,7 @@ def test_dense_usage_has_no_blocks():
     assert (u.tokens, u.used_blocks, u.free_blocks, u.total_blocks, u.wasted_slots) == \
            (7, 0, 0, 0, 0)
     assert (u.cached_blocks, u.shared_blocks) == (0, 0)
-    assert cache.can_admit([1], 10 ** 9) and cache.can_extend("a", 10 ** 9)
+    assert cache.can_admit(cache.match_prefix([1]), 10 ** 9) and cache.can_extend("a", 10 ** 9)
     assert cache.cached_prefix_len([1, 2, 3]) == 0
 
 
@@ -224,8 +227,8 @@ def test_block_owners_and_slot_fill():
     cache.admit("b")
     cache.extend("a", 5)
     cache.extend("b", 3)
-    assert cache.block_owners().tolist() == ["a", "a", "b", None]
-    np.testing.assert_array_equal(cache.slot_fill(), [
+    assert block_owners(cache).tolist() == ["a", "a", "b", None]
+    np.testing.assert_array_equal(slot_fill(cache), [
         [True, True, True, True],
         [True, False, False, False],
         [True, True, True, False],
@@ -236,8 +239,8 @@ def test_block_owners_and_slot_fill():
 def test_unbounded_pool_grows_and_keeps_its_data():
     rng = np.random.default_rng(3)
     cache = PagedKVCache(block_size=2, num_blocks=None, n_layers=L, n_heads=H, head_dim=D)
-    assert cache.num_blocks == BlockAllocator.INITIAL_BLOCKS == 8
-    assert cache.can_admit([1], 10 ** 6)                # an unbounded pool admits anything
+    assert cache.num_blocks == BlockPool.INITIAL_BLOCKS == 8
+    assert cache.can_admit(cache.match_prefix([1]), 10 ** 6)   # an unbounded pool admits anything
     written = {rid: [([], []) for _ in range(L)] for rid in "ab"}
     cache.admit("a")
     cache.admit("b")

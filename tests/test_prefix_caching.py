@@ -5,7 +5,7 @@ always computes its last prompt token. Tokens never change."""
 
 import pytest
 
-import cblab_src.core.kv_cache as kv_cache_module
+import cblab_src.core.block_pool as block_pool_module
 from cblab_src import LoggingPlugin, PagedKVCache, Request, Scheduler, SchedulerPlugin
 
 from conftest import (MODEL, check_block_accounting, check_work, make_prefix_workload,
@@ -31,10 +31,15 @@ def caching_scheduler(num_blocks=None, **kwargs):
 
 
 # ---------------------------------------------------------------------- the cache alone
+def admit(cache, req_id, tokens):
+    """Admit ``req_id`` reusing what the cache holds of ``tokens``; returns the tokens reused."""
+    return cache.admit(req_id, cache.match_prefix(tokens))
+
+
 def filled_cache(tokens, req_id="a", num_blocks=8):
     """A caching pool of 4-token blocks holding ``tokens`` for one request, full blocks offered."""
     cache = PagedKVCache(block_size=4, num_blocks=num_blocks, enable_prefix_caching=True)
-    assert cache.admit(req_id, tokens) == 0
+    assert admit(cache, req_id, tokens) == 0
     cache.extend(req_id, len(tokens))
     cache.cache_full_blocks(req_id, tokens)
     return cache
@@ -53,16 +58,16 @@ def test_the_hit_is_whole_blocks_and_leaves_the_last_token_to_compute():
 
 def test_a_hit_shares_blocks_and_reference_counts_follow_their_owners():
     cache = filled_cache(P12)
-    assert cache.admit("b", P8 + [0]) == 8                       # blocks 0, 1 shared
+    assert admit(cache, "b", P8 + [0]) == 8                      # blocks 0, 1 shared
     assert cache.block_tables["b"] == [0, 1] and cache.seq_len("b") == 8
-    assert cache.allocator.ref_counts[:3] == [2, 2, 1]
+    assert cache.block_pool.ref_counts[:3] == [2, 2, 1]
     cache.extend("b", 1)                                         # its own block for token 8
     assert cache.block_tables["b"] == [0, 1, 3]
     u = cache.usage()
     assert (u.used_blocks, u.shared_blocks, u.cached_blocks, u.tokens) == (4, 2, 0, 21)
     check_block_accounting(cache)
     cache.free("a")                                  # block 2 is ownerless but holds a prefix
-    assert cache.allocator.ref_counts[:4] == [1, 1, 0, 1]
+    assert cache.block_pool.ref_counts[:4] == [1, 1, 0, 1]
     u = cache.usage()
     assert (u.used_blocks, u.shared_blocks, u.cached_blocks, u.free_blocks) == (3, 0, 1, 4)
     cache.free("b")                                  # its partial block 3 is simply free
@@ -75,32 +80,32 @@ def test_a_hit_shares_blocks_and_reference_counts_follow_their_owners():
 def test_cached_blocks_are_evicted_least_recently_used_and_only_when_needed():
     cache = filled_cache(P8, num_blocks=4)
     cache.free("a")                                  # tail released first: LRU order 1, 0
-    assert cache.usage().cached_blocks == 2 and cache.allocator.num_evictions == 0
-    cache.admit("b", [9] * 8)
+    assert cache.usage().cached_blocks == 2 and cache.block_pool.num_evictions == 0
+    admit(cache, "b", [9] * 8)
     cache.extend("b", 8)                             # takes the 2 free blocks: no eviction
-    assert cache.block_tables["b"] == [2, 3] and cache.allocator.num_evictions == 0
+    assert cache.block_tables["b"] == [2, 3] and cache.block_pool.num_evictions == 0
     assert cache.can_extend("b", 8) and not cache.can_extend("b", 9)   # 2 cached evictable
     cache.extend("b", 4)                             # evicts block 1 (the prefix's tail) first
-    assert cache.block_tables["b"] == [2, 3, 1] and cache.allocator.num_evictions == 1
+    assert cache.block_tables["b"] == [2, 3, 1] and cache.block_pool.num_evictions == 1
     assert cache.cached_prefix_len(P8 + [0]) == 4    # the prefix's first block still hits
     cache.extend("b", 1)
-    assert cache.block_tables["b"] == [2, 3, 1, 0] and cache.allocator.num_evictions == 2
+    assert cache.block_tables["b"] == [2, 3, 1, 0] and cache.block_pool.num_evictions == 2
     assert cache.cached_prefix_len(P8 + [0]) == 0
     check_block_accounting(cache)
 
 
 def test_a_hit_makes_a_block_recently_used_again():
     cache = filled_cache(P8, num_blocks=5)
-    cache.admit("x", [7] * 4)
+    admit(cache, "x", [7] * 4)
     cache.extend("x", 4)
     cache.cache_full_blocks("x", [7] * 4)
     cache.free("a")                                  # LRU: 1, 0
     cache.free("x")                                  # LRU: 1, 0, 2
-    cache.admit("b", P8[:4] + [0])                   # hits block 0 ...
+    admit(cache, "b", P8[:4] + [0])                  # hits block 0 ...
     cache.free("b")                                  # ... which is now the most recent: 1, 2, 0
-    cache.admit("c", [5] * 12)
+    admit(cache, "c", [5] * 12)
     cache.extend("c", 12)                            # 2 free blocks (3, 4), then evicts 1, then 2
-    assert cache.block_tables["c"] == [3, 4, 1] and cache.allocator.num_evictions == 1
+    assert cache.block_tables["c"] == [3, 4, 1] and cache.block_pool.num_evictions == 1
     assert cache.cached_prefix_len(P8[:4] + [0]) == 4 and cache.cached_prefix_len([7] * 5) == 4
     cache.extend("c", 1)
     assert cache.block_tables["c"] == [3, 4, 1, 2] and cache.cached_prefix_len([7] * 5) == 0
@@ -111,21 +116,22 @@ def test_admission_counts_the_cached_hits_it_takes_out_of_the_pool():
     cache.free("a")                                  # 2 cached, 1 free: 3 available
     assert cache.usage().available_blocks == 3
     # P8 + [0]: hits 2 blocks (both ownerless, so retaining them costs 2) + 1 new block.
-    assert cache.can_admit(P8 + [0], 9) and not cache.can_admit(P8 + [0], 9, keep_free=1)
-    assert cache.can_admit(P8 + [0], 12) and not cache.can_admit(P8 + [0], 13)
-    assert cache.admit("b", P8 + [0]) == 8
+    match = cache.match_prefix(P8 + [0])
+    assert cache.can_admit(match, 9) and not cache.can_admit(match, 9, keep_free=1)
+    assert cache.can_admit(match, 12) and not cache.can_admit(match, 13)
+    assert cache.admit("b", match) == 8
     assert cache.usage().available_blocks == 1
 
 
 def test_without_prefix_caching_nothing_is_remembered():
     cache = PagedKVCache(block_size=4, num_blocks=4)
-    cache.admit("a", P8)
+    admit(cache, "a", P8)
     cache.extend("a", 8)
     cache.cache_full_blocks("a", P8)
     cache.free("a")
     u = cache.usage()
     assert (u.free_blocks, u.cached_blocks) == (4, 0)
-    assert cache.cached_prefix_len(P8 + [0]) == 0 and cache.admit("b", P8 + [0]) == 0
+    assert cache.cached_prefix_len(P8 + [0]) == 0 and admit(cache, "b", P8 + [0]) == 0
 
 
 def test_two_copies_of_a_block_computed_at_once_are_registered_once():
@@ -133,7 +139,7 @@ def test_two_copies_of_a_block_computed_at_once_are_registered_once():
     # cached when they were admitted): the first registers it, the copy is freed on release.
     cache = PagedKVCache(block_size=4, num_blocks=8, enable_prefix_caching=True)
     for rid in "ab":
-        cache.admit(rid, P8)
+        admit(cache, rid, P8)
         cache.extend(rid, 8)
     for rid in "ab":
         cache.cache_full_blocks(rid, P8)
@@ -142,7 +148,7 @@ def test_two_copies_of_a_block_computed_at_once_are_registered_once():
     cache.free("b")
     u = cache.usage()
     assert (u.cached_blocks, u.free_blocks) == (2, 6)
-    assert cache.admit("c", P8 + [0]) == 8 and cache.block_tables["c"] == [0, 1]
+    assert admit(cache, "c", P8 + [0]) == 8 and cache.block_tables["c"] == [0, 1]
     check_block_accounting(cache)
 
 
@@ -204,10 +210,10 @@ def test_requests_running_together_share_blocks_with_exact_reference_counts():
     assert history[1].prefill_chunks == (("R2", 8, 3), ("R3", 8, 4))
     assert history[1].cached_tokens == 16
     assert cache.block_tables == {"R1": [0, 1, 2, 3], "R2": [0, 1, 4], "R3": [0, 1, 5]}
-    assert cache.allocator.ref_counts[:6] == [3, 3, 1, 1, 1, 1]
+    assert cache.block_pool.ref_counts[:6] == [3, 3, 1, 1, 1, 1]
     assert (history[1].kv.used_blocks, history[1].kv.shared_blocks) == (6, 2)
     history.append(sched.step())
-    assert r3.finished and cache.allocator.ref_counts[:7] == [2, 2, 1, 1, 1, 0, 0]
+    assert r3.finished and cache.block_pool.ref_counts[:7] == [2, 2, 1, 1, 1, 0, 0]
     history += sched.run()
     for r in (r1, r2, r3):
         assert r.generated == reference_tokens(r.prompt, r.max_new_tokens)
@@ -225,7 +231,7 @@ def test_cached_blocks_outlive_their_owner_until_a_block_is_needed():
     # R4 (Y + 1 token, step 4) still finds Y's two blocks.
     X, Y, Z = P8, [8, 8, 7, 7, 6, 6, 5, 5], [40, 41, 42, 43]
     sched, log = caching_scheduler(num_blocks=4)
-    alloc, cache = sched.kv_cache.allocator, sched.kv_cache
+    pool, cache = sched.kv_cache.block_pool, sched.kv_cache
     sched.add_request(Request("R1", X, 1))
     sched.add_request(Request("R2", Y, 1, arrival_step=1))
     sched.add_request(Request("R3", Z, 2, arrival_step=2))
@@ -233,7 +239,7 @@ def test_cached_blocks_outlive_their_owner_until_a_block_is_needed():
     seen = []
     for _ in range(5):
         stats = sched.step()
-        seen.append((stats.kv.cached_blocks, stats.kv.free_blocks, alloc.num_evictions,
+        seen.append((stats.kv.cached_blocks, stats.kv.free_blocks, pool.num_evictions,
                      cache.cached_prefix_len(X + [0]), cache.cached_prefix_len(Y + [0])))
     assert seen == [
         (2, 2, 0, 8, 0),       # step 0: R1 done, X cached
@@ -255,25 +261,26 @@ def test_hash_collisions_never_reuse_the_wrong_block(monkeypatch, fake_hash, hit
     #   first (both hash to 4); w hashes apart; y finds both of X's blocks.
     fakes = {"constant": lambda parent, tokens: 42,
              "mod5": lambda parent, tokens: (sum(tokens) + (parent or 0)) % 5}
-    monkeypatch.setattr(kv_cache_module, "hash_block", fakes[fake_hash])
+    monkeypatch.setattr(block_pool_module, "hash_block", fakes[fake_hash])
     sched, _ = caching_scheduler()
-    alloc = sched.kv_cache.allocator
-    lookup, collisions = alloc.lookup, []
+    pool = sched.kv_cache.block_pool
+    lookup, collisions = pool.lookup, []
 
-    def spy(block_hash, prefix):                    # count lookups a collision turned down
-        block = lookup(block_hash, prefix)
-        if block is None and block_hash in alloc._by_hash:
-            collisions.append(prefix)
+    def spy(parent_hash, tokens):                   # count lookups a collision turned down
+        block = lookup(parent_hash, tokens)
+        if block is None and fakes[fake_hash](parent_hash, tokens) in pool._table:
+            collisions.append((parent_hash, tokens))
         return block
 
-    alloc.lookup = spy
+    pool.lookup = spy
     X, W = P8, [2, 7, 1, 8, 2, 8, 1, 8]
     reqs = [sched.add_request(Request("x", X, 2)),                    # registers X's blocks
             sched.add_request(Request("w", W, 2, arrival_step=3)),
             sched.add_request(Request("v", X[:4] + [0, 0, 0, 0, 0], 2, arrival_step=6)),
             sched.add_request(Request("y", X + [1], 2, arrival_step=9))]
     history = sched.run()
-    assert collisions and tuple(X[:4] + [0] * 4) in collisions
+    after_x0 = fakes[fake_hash](None, tuple(X[:4]))          # the name of X's first block
+    assert collisions and (after_x0, (0, 0, 0, 0)) in collisions   # v's 2nd block after it
     assert [r.num_cached_prompt_tokens for r in reqs] == hits
     for r in reqs:
         assert r.generated == reference_tokens(r.prompt, r.max_new_tokens), r.req_id
@@ -286,7 +293,7 @@ def test_tokens_unchanged_with_prefix_caching_tight_pools_and_collisions(monkeyp
                                                                          fake_hash):
     if fake_hash:
         fake = (lambda p, t: 0) if fake_hash == "constant" else (lambda p, t: sum(t) % 3)
-        monkeypatch.setattr(kv_cache_module, "hash_block", fake)
+        monkeypatch.setattr(block_pool_module, "hash_block", fake)
     specs = make_prefix_workload(seed)
     pool = max(-(-(len(p) + n - 1) // 2) for _, p, n, _ in specs)
     for num_blocks in (pool, None):
@@ -317,7 +324,7 @@ def test_a_preempted_request_resumes_from_its_cached_prefix():
         "[step 7] decode=1 prefill=1 reqs=['C', 'B'] finished=['C', 'B']",
     ]
     assert history[6].prefill_chunks == (("B", 4, 4), ("C", 0, 2))
-    assert history[6].cached_tokens == 4 and sched.kv_cache.allocator.num_evictions == 3
+    assert history[6].cached_tokens == 4 and sched.kv_cache.block_pool.num_evictions == 3
     assert sched.counters.cached_prompt_tokens == 0       # the hit was on a re-admission
     for r in (a, b, c):
         assert r.generated == reference_tokens(r.prompt, r.max_new_tokens)

@@ -37,7 +37,7 @@ def test_constructor_accepts_numpy_ints_and_an_unbounded_pool():
                       block_size=np.int64(4), num_blocks=None)
     assert (sched.max_tokens_per_step, sched.prefill_chunk_size) == (8, 4)
     assert type(sched.max_tokens_per_step) is int
-    assert not sched.kv_cache.allocator.bounded
+    assert not sched.kv_cache.is_bounded
 
 
 @pytest.mark.parametrize("layout", ["ring", "Paged", "", None])

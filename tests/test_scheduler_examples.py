@@ -3,6 +3,7 @@
 import pytest
 
 from cblab_src import LoggingPlugin, Preemption, Request, RequestState, Scheduler, SchedulerPlugin
+from cblab_src.monitoring import block_owners
 
 from conftest import MODEL, RecordingLLM, make_workload, reference_tokens, run_workload
 
@@ -152,8 +153,8 @@ def test_all_blocks_free_at_the_end_of_a_random_workload():
            (0, 0, 0, 0)
     assert usage.free_blocks == usage.total_blocks == 12
     assert sched.kv_cache.block_tables == {}
-    assert all(owner is None for owner in sched.kv_cache.block_owners())
-    assert set(sched.kv_cache.allocator.ref_counts) == {0}
+    assert all(owner is None for owner in block_owners(sched.kv_cache))
+    assert set(sched.kv_cache.block_pool.ref_counts) == {0}
 
 
 def test_step_stats_is_a_mapping():
@@ -162,16 +163,16 @@ def test_step_stats_is_a_mapping():
     as_dict = dict(**stats)
     assert list(as_dict) == ["step_id", "decode_ids", "prefill_chunks", "num_tokens", "sampled",
                              "finished_ids", "num_waiting", "num_running", "kv", "preemptions",
-                             "cached_tokens", "decode_context_lens"]
+                             "cached_tokens", "decode_context_lens", "scheduled",
+                             "preempted_ids", "num_decode_tokens", "num_prefill_tokens"]
     assert as_dict["num_tokens"] == stats["num_tokens"] == stats.num_tokens == 6
     assert stats["prefill_chunks"] == (("A", 0, 3), ("B", 0, 3))
-    assert len(stats) == 12 and "kv" in stats
-    assert (stats.num_decode_tokens, stats.num_prefill_tokens) == (0, 6)
-    assert (stats.preemptions, stats.preempted_ids, stats.cached_tokens) == ((), (), 0)
-    with pytest.raises(KeyError):
-        stats["num_decode_tokens"]           # a property, not a field
-    with pytest.raises(KeyError):
-        stats["preempted_ids"]               # a property too
+    assert stats["scheduled"] == (("A", 3), ("B", 3))
+    assert len(stats) == 16 and "kv" in stats
+    # Every public name reads the same both ways, the derived ones included.
+    assert all(stats[name] == getattr(stats, name) for name in stats)
+    assert (stats["num_decode_tokens"], stats["num_prefill_tokens"]) == (0, 6)
+    assert (stats.preemptions, stats["preempted_ids"], stats.cached_tokens) == ((), (), 0)
     with pytest.raises(KeyError):
         stats["nope"]
 

@@ -67,7 +67,7 @@ def test_long_run_returns_every_block_and_keeps_memory_flat():
         heap_at_end = live_heap()
     finally:
         tracemalloc.stop()
-    cache, alloc = sched.kv_cache, sched.kv_cache.allocator
+    cache, alloc = sched.kv_cache, sched.kv_cache.block_pool
     usage = cache.usage()
     assert not sched.has_unfinished and finished == next_id > 20_000
     # The run really exercised preemption and the prefix cache.

@@ -15,6 +15,7 @@ with one scatter.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -92,13 +93,28 @@ def paged_decode_attention(q: np.ndarray, k_pool: np.ndarray, v_pool: np.ndarray
     ``workspace``, a flat array of at least :func:`decode_workspace_size` elements of the pool's
     dtype, is gathered into instead of fresh arrays: a caller running step after step reuses
     it (fresh multi-megabyte arrays cost the operating system's page faults every time).
+    A model step, whose layers all read the same slots, calls the three parts itself and works
+    out :func:`context_slots` once for all its layers.
     """
-    batch, block_size = q.shape[0], k_pool.shape[1]
-    width = int(context_lens.max())
-    pos = np.arange(width)
-    slots = tables[:, pos // block_size] * block_size + pos % block_size    # (B, L_max)
-    padded = (batch, width, *k_pool.shape[2:])                           # (B, L_max, H, D)
-    size = int(np.prod(padded))
+    slots = context_slots(tables, context_lens, k_pool.shape[1])          # (B, L_max)
+    k, v = gather_contexts(k_pool, v_pool, slots, workspace)              # (B, L_max, H, D)
+    return decode_attention(q, k, v, context_lens)
+
+
+def context_slots(tables: np.ndarray, context_lens: np.ndarray, block_size: int) -> np.ndarray:
+    """``(B, L_max)``: the flat pool slot of every context token of ``B`` sequences, padded to
+    the longest. Padding points at a real slot of the sequence's table (or block 0), so it
+    gathers harmless values that :func:`decode_attention` masks."""
+    pos = np.arange(int(context_lens.max()))                             # (L_max,)
+    return tables[:, pos // block_size] * block_size + pos % block_size
+
+
+def gather_contexts(k_pool: np.ndarray, v_pool: np.ndarray, slots: np.ndarray,
+                    workspace: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Copy the K and V at ``slots (B, L)`` out of the pools ``(num_blocks, block_size, H, D)``:
+    ``k, v (B, L, H, D)``, into ``workspace`` when given (see :func:`paged_decode_attention`)."""
+    padded = (*slots.shape, *k_pool.shape[2:])                           # (B, L, H, D)
+    size = math.prod(padded)
     if workspace is None:
         workspace = np.empty(2 * size, dtype=k_pool.dtype)
     elif workspace.size < 2 * size or workspace.dtype != k_pool.dtype:
@@ -108,7 +124,7 @@ def paged_decode_attention(q: np.ndarray, k_pool: np.ndarray, v_pool: np.ndarray
     flat = (-1, *k_pool.shape[2:])                                       # (slots, H, D)
     np.take(k_pool.reshape(flat), slots, axis=0, out=k, mode="clip")  # valid slots: no checks
     np.take(v_pool.reshape(flat), slots, axis=0, out=v, mode="clip")
-    return decode_attention(q, k, v, context_lens)
+    return k, v
 
 
 def decode_workspace_size(batch: int, max_context: int, heads: int, head_dim: int) -> int:

@@ -73,6 +73,6 @@ def decode_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
     scores = np.matmul(q[:, :, None, :], k.transpose(0, 2, 3, 1))[:, :, 0] * scale  # (B, H, L)
     scores = np.where(visible[:, None, :], scores, -np.inf)
     scores -= scores.max(axis=-1, keepdims=True)
-    weights = np.exp(scores)
+    weights = np.exp(scores, out=scores)                    # in place: no second (B, H, L)
     weights /= weights.sum(axis=-1, keepdims=True)
     return np.matmul(weights[:, :, None, :], v.transpose(0, 2, 1, 3))[:, :, 0]        # (B, H, D)

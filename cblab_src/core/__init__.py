@@ -1,11 +1,17 @@
 """Requests, ragged batches, KV caches and the scheduler."""
 
 from .batch_builder import RaggedBatch, Segment, build_batch, padding_waste, ragged_causal_mask, ragged_mask
-from .kv_cache import BlockAllocator, DenseKVCache, KVCache, KVUsage, PagedKVCache
+from .block_pool import BlockPool, PrefixMatch
+from .kv_cache import DenseKVCache, KVCache, KVUsage
+from .paged_kv_cache import PagedKVCache
+from .config import SchedulerConfig
+from .null_model import NullModel
+from .policies import POLICIES, Policy
 from .request import FinishReason, Request, RequestState
 from .scheduler import Scheduler, SchedulerCounters
 from .step_stats import Preemption, StepStats
 
 __all__ = ["RaggedBatch", "Segment", "build_batch", "padding_waste", "ragged_causal_mask",
-           "ragged_mask", "BlockAllocator", "DenseKVCache", "KVCache", "KVUsage", "PagedKVCache",
-           "FinishReason", "Request", "RequestState", "Scheduler", "SchedulerCounters", "Preemption", "StepStats"]
+           "ragged_mask", "BlockPool", "PrefixMatch", "DenseKVCache", "KVCache", "KVUsage", "PagedKVCache",
+           "FinishReason", "Request", "RequestState", "Scheduler", "SchedulerCounters", "Preemption", "StepStats",
+           "SchedulerConfig", "NullModel", "POLICIES", "Policy"]

@@ -17,7 +17,9 @@ Example, requests A (2 tokens) and B (3 tokens)::
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+import itertools
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -46,16 +48,47 @@ class Segment(NamedTuple):
 
 @dataclass(frozen=True)
 class RaggedBatch:
-    """One step's tokens. Arrays have shape ``(N,)`` for the ``N`` tokens of the step."""
+    """One step's tokens, from ``parts`` ``(req_id, tokens, start_pos, samples)``, one per
+    request. Arrays have shape ``(N,)`` for the ``N`` tokens of the step. Everything is built
+    on first use: a scheduling-only run reads only :attr:`num_samples` and skips the rest."""
 
-    token_ids: np.ndarray    # (N,) int64
-    req_ids: tuple           # (N,) request id of each token
-    positions: np.ndarray    # (N,) int64, position of each token in its own sequence
-    segments: tuple[Segment, ...]
+    parts: tuple[tuple[Hashable, Sequence[int], int, bool], ...]
+
+    @cached_property
+    def segments(self) -> tuple[Segment, ...]:
+        segments, offset = [], 0
+        for req_id, toks, start_pos, samples in self.parts:
+            segments.append(Segment(req_id, offset, len(toks), start_pos, samples))
+            offset += len(toks)
+        return tuple(segments)
+
+    @cached_property
+    def token_ids(self) -> np.ndarray:
+        """``(N,)`` int64 token ids, segments end to end."""
+        return np.fromiter(itertools.chain.from_iterable(toks for _, toks, _, _ in self.parts),
+                           np.int64, self.num_tokens)
+
+    @cached_property
+    def req_ids(self) -> tuple:
+        """``(N,)`` request id of each token."""
+        return tuple(itertools.chain.from_iterable([s.req_id] * s.length for s in self.segments))
+
+    @cached_property
+    def positions(self) -> np.ndarray:
+        """``(N,)`` int64 position of each token in its own sequence."""
+        # Token i of a segment starting at batch offset o and sequence position p sits at p + i - o.
+        shift = np.repeat([s.start_pos - s.offset for s in self.segments],
+                          [s.length for s in self.segments]).astype(np.int64)
+        return np.arange(self.num_tokens, dtype=np.int64) + shift
 
     @property
     def num_tokens(self) -> int:
-        return int(self.token_ids.shape[0])
+        return sum(len(toks) for _, toks, _, _ in self.parts)
+
+    @property
+    def num_samples(self) -> int:
+        """Segments whose last token's logits produce a new token."""
+        return sum(samples for *_, samples in self.parts)
 
     @property
     def token_table(self) -> list[tuple[Hashable, int]]:
@@ -78,24 +111,9 @@ def build_batch(parts: Sequence[tuple[Hashable, Sequence[int], int, bool]]) -> R
     ``build_batch([("A", [7, 8], 0, False), ("B", [3], 5, True)])`` gives token ids
     ``[7, 8, 3]``, positions ``[0, 1, 5]`` and two segments.
     """
-    segments, tokens, req_ids = [], [], []
-    offset = 0
-    for req_id, toks, start_pos, samples in parts:
-        n = len(toks)
-        assert n > 0, f"empty segment for request {req_id!r}"
-        segments.append(Segment(req_id, offset, n, start_pos, samples))
-        tokens.extend(toks)
-        req_ids.extend([req_id] * n)
-        offset += n
-    # Token i of a segment starting at batch offset o and sequence position p sits at p + i - o.
-    shift = np.repeat([s.start_pos - s.offset for s in segments],
-                      [s.length for s in segments]).astype(np.int64)
-    return RaggedBatch(
-        token_ids=np.asarray(tokens, dtype=np.int64),
-        req_ids=tuple(req_ids),
-        positions=np.arange(offset, dtype=np.int64) + shift,
-        segments=tuple(segments),
-    )
+    parts = tuple(parts)
+    assert all(len(toks) for _, toks, _, _ in parts), f"empty segment in {parts!r}"
+    return RaggedBatch(parts)
 
 
 def _codes(req_ids: Sequence[Hashable]) -> dict:

@@ -45,12 +45,13 @@ class Request:
 
     Example: ``Request("a", prompt=[5, 6, 7], max_new_tokens=2)`` needs 3 prompt tokens
     prefilled, then samples 2 tokens; its KV cache ends holding 3 + 2 - 1 = 4 tokens.
+    With ``arrival_step=None`` (the default) it arrives at the step it is added at.
     """
 
     req_id: Hashable
     prompt: Sequence[int]
     max_new_tokens: int
-    arrival_step: int = 0
+    arrival_step: int | None = None
     sampling: SamplingParams = GREEDY
     num_computed_tokens: int = field(default=0, init=False)
     generated: list[int] = field(default_factory=list, init=False)
@@ -70,7 +71,8 @@ class Request:
             raise TypeError(f"req_id must be an int or a str, got {self.req_id!r}")
         self.prompt = token_ids("prompt", self.prompt)
         self.max_new_tokens = non_negative_int("max_new_tokens", self.max_new_tokens)
-        self.arrival_step = non_negative_int("arrival_step", self.arrival_step)
+        if self.arrival_step is not None:
+            self.arrival_step = non_negative_int("arrival_step", self.arrival_step)
         if not isinstance(self.sampling, SamplingParams):
             raise TypeError(f"sampling must be a SamplingParams, got {self.sampling!r}")
 
@@ -131,6 +133,17 @@ class Request:
         n = positive_int("n", n)
         start = self.num_computed_tokens
         return self.all_tokens[start:start + min(n, self.tokens_to_compute)]
+
+    def admit(self, num_cached_tokens: int, step: int) -> None:
+        """The scheduler admitted this request in step ``step`` (again, after a preemption);
+        its first ``num_cached_tokens`` tokens came from the prefix cache."""
+        self.num_computed_tokens = num_cached_tokens
+        self.state = RequestState.PREFILL
+        if self.admitted_step is None:
+            self.admitted_step = step
+            self.num_cached_prompt_tokens = num_cached_tokens
+        else:
+            self.resumed_steps.append(step)
 
     def mark_computed(self, n: int) -> None:
         """Record that ``n`` more tokens now have their K/V cached."""

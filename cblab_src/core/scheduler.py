@@ -1,42 +1,28 @@
-"""The continuous-batching scheduler: each step, decodes first, then prefill chunks, in a budget.
+"""The continuous-batching scheduler: the mechanism every policy runs on.
 
 One step, as :meth:`Scheduler.step` reads::
 
-    plan = self._schedule()         # decodes, then prefill chunks, allocating KV as it goes
-    batch = self._build(plan)       # lay them out ragged: one array of tokens, no padding
-    logits = model.forward_step()   # one forward pass over every token of the step
-    self._commit(plan, logits)      # advance progress, sample tokens, finish and free
+    plan = self._schedule()              # the policy picks requests and token counts
+    batch = self._build(plan)            # lay them out ragged: one array of tokens, no padding
+    logits = self.model.forward_step()   # one forward pass over every token of the step
+    self._commit(plan, logits)           # advance progress, sample tokens, finish and free
 
-The policy (the design notes' §5, as in vLLM v1 and Sarathi-Serve):
+*Which* requests get how many tokens is the policy's decision
+(:mod:`cblab_src.core.policies`: ``decode_first`` by default, ``prefill_first``,
+``vllm_v1``). Everything else is here and in :mod:`~cblab_src.core.step_plan`, the same for
+every policy: the queues, admission bookkeeping, KV allocation and preemption, sampling,
+finishing, :class:`StepStats`. :mod:`cblab_src.core.basic_scheduler` is the same engine
+without options, to read first.
 
-* running decodes go first, one token each, oldest request first;
-* the rest of the budget goes to prefill chunks in arrival order: at most one chunk per request
-  per step, at most ``prefill_chunk_size`` tokens, clipped by what is left of the budget;
-* KV blocks are allocated on demand, as tokens are scheduled. A waiting request is admitted
-  when its first chunk's blocks are available (plus ``watermark_blocks`` kept free while others
-  run) and fewer than ``max_num_seqs`` requests run; the first request that cannot be admitted
-  stops admission, so later ones never overtake it (first come, first served);
-* when a running request needs a block and none is available, the most recently admitted
-  running request is preempted: its KV is freed and it returns to the queue, to prefill its
-  prompt and the tokens it already generated again (recompute, as vLLM v1 does). Because
-  admission is first come first served, running requests are always older than waiting ones,
-  so "most recently admitted" is the youngest running request, and the oldest always progresses;
-* the chunk that completes a prompt samples the first token; a request finishes in the step
-  that samples its ``max_new_tokens``-th token (or its EOS token) and frees its KV at once.
+The queues: ``_running`` (admitted, oldest first), ``_waiting`` (arrived, not admitted, oldest
+first; a preempted request goes back to its front) and ``_future`` (added, not yet arrived: a
+heap by arrival step). Running requests are always older than waiting ones, so together they
+are the unfinished requests in arrival order.
 
-``policy="prefill_first"`` is the baseline of nano-vllm and of vLLM before chunked prefill: a
-step with any prefill work does only prefill (the same chunks, under the same budget), and
-only a step with no prefill work to do decodes the running requests. It never mixes the two,
-so every prefill step stalls the decodes (Sarathi-Serve's "generation stalls").
-
-With ``model=None`` the scheduler does all of this without computing anything (every sampled
-token is ``NO_MODEL_TOKEN``, 0): a scheduling-only simulation for large workloads. It refuses a
-request that would stop at that token, whose schedule would be meaningless.
-
-The queues are kept as the policy reads them: ``_running`` (admitted, oldest first),
-``_waiting`` (arrived, not admitted, oldest first; a preempted request goes back to its front)
-and ``_future`` (not yet arrived, a heap by arrival). Running requests are always older than
-waiting ones, so together they are the unfinished requests in arrival order.
+A request finishes in the step that samples its ``max_new_tokens``-th token (or its EOS
+token) and frees its KV at once; one that asks for no token at all finishes in the step it
+arrives, without running. ``Scheduler(None, ...)`` runs the same schedule with a
+:class:`~cblab_src.core.null_model.NullModel`, which computes nothing.
 """
 
 from __future__ import annotations
@@ -45,100 +31,61 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validate import non_negative_int, one_of, optional_positive_int, positive_int
-from ..plugins.base import PluginManager
+from .._validate import non_negative_int
 from .batch_builder import RaggedBatch, build_batch
-from .kv_cache import KV_LAYOUTS, DenseKVCache, KVCache, PagedKVCache
+from .config import SchedulerConfig
+from .hooks import PluginManager
+from .kv_cache import DenseKVCache, KVCache
+from .paged_kv_cache import PagedKVCache
+from .null_model import NO_MODEL_TOKEN, NullModel
+from .policies import resolve_policy
 from .request import FinishReason, Request, RequestState
-from .step_stats import Preemption, StepStats
+from .step_plan import SchedulerCounters, StepPlan
+from .step_stats import StepStats
 
-# What a scheduling-only run (model=None) samples for every request.
-NO_MODEL_TOKEN = 0
-
-POLICIES = ("decode_first", "prefill_first")
+__all__ = ["Scheduler", "SchedulerCounters", "StepStats", "NO_MODEL_TOKEN"]
 
 
-@dataclass
-class SchedulerCounters:
-    """Running totals over the scheduler's life."""
+def _knob(name: str, settable: bool):
+    """A property reading the config; settable knobs are checked like a new config."""
+    def get(self):
+        return getattr(self.config, name)
 
-    preemptions: int = 0
-    recomputed_tokens: int = 0        # cached tokens thrown away by preemption
-    prompt_tokens: int = 0            # prompt tokens of requests admitted for the first time
-    cached_prompt_tokens: int = 0     # ... of which came from the prefix cache
-
-    @property
-    def prefix_hit_rate(self) -> float:
-        """Share of admitted prompt tokens whose prefill the prefix cache saved."""
-        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
-
-
-@dataclass(slots=True)
-class _Plan:
-    """The work of one step, built up by :meth:`Scheduler._schedule`."""
-
-    budget: int
-    decodes: list[Request] = field(default_factory=list)
-    chunks: list[tuple[Request, int]] = field(default_factory=list)   # (request, chunk length)
-    preemptions: list[Preemption] = field(default_factory=list)
-    zero_output: list[Request] = field(default_factory=list)          # max_new_tokens == 0
-    cached_tokens: int = 0
-
-    def drop(self, r: Request) -> None:
-        """Take a preempted request out of this step, giving its tokens back to the budget."""
-        if r in self.decodes:
-            self.decodes.remove(r)
-            self.budget += 1
-        for item in [c for c in self.chunks if c[0] is r]:
-            self.chunks.remove(item)
-            self.budget += item[1]
+    def set_(self, value):
+        self.config = self.config.replace(**{name: value})
+    return property(get, set_ if settable else None, doc=f"The config's ``{name}``.")
 
 
 class Scheduler:
     """Runs requests through a model step by step under a token budget.
 
     ``Scheduler(TinyLLM(), max_tokens_per_step=8, prefill_chunk_size=4)`` batches up to 8
-    tokens per step, prefilling prompts 4 tokens at a time, with a paged KV cache of
-    16-token blocks that grows to fit the workload. Give ``num_blocks`` for a fixed pool (then
-    requests may be preempted), ``max_num_seqs`` to cap how many requests run at once,
-    ``enable_prefix_caching=True`` to share cached prompt prefixes, and
-    ``policy="prefill_first"`` for the no-mixing baseline.
+    tokens per step, prefilling prompts 4 tokens at a time, with a paged KV cache of 16-token
+    blocks that grows to fit the workload. Every knob of :class:`SchedulerConfig` can be given
+    by name, or pass ``config=SchedulerConfig(...)``: ``num_blocks`` for a fixed pool (then
+    requests may be preempted), ``max_num_seqs`` to cap how many run at once,
+    ``enable_prefix_caching=True`` to share cached prompt prefixes, ``policy="vllm_v1"``.
     """
 
-    def __init__(self, model, *, max_tokens_per_step: int, prefill_chunk_size: int,
-                 kv_layout: str = "paged", block_size: int = 16, num_blocks: int | None = None,
-                 enable_prefix_caching: bool = False, watermark_blocks: int = 0,
-                 max_num_seqs: int | None = None, policy: str = "decode_first"):
-        self.max_tokens_per_step = max_tokens_per_step
-        self.prefill_chunk_size = prefill_chunk_size
-        self.kv_layout = one_of("kv_layout", kv_layout, tuple(KV_LAYOUTS))
-        self.policy = one_of("policy", policy, POLICIES)
-        self.max_num_seqs = optional_positive_int("max_num_seqs", max_num_seqs)
-        # Checked for both layouts, so a wrong value never hides behind kv_layout="dense".
-        block_size = positive_int("block_size", block_size)
-        if num_blocks is not None:
-            num_blocks = positive_int("num_blocks", num_blocks)
-        self.watermark_blocks = non_negative_int("watermark_blocks", watermark_blocks)
-        if model is not None and not hasattr(model, "forward_step"):
-            raise TypeError(f"model must be a TinyLLM-like model or None, got {model!r}")
-        self.model = model
-        shape = {} if model is None else dict(n_layers=model.n_layers, n_heads=model.n_heads,
-                                              head_dim=model.head_dim, dtype=model.dtype)
-        if kv_layout == "paged":
-            self.kv_cache: KVCache = PagedKVCache(block_size, num_blocks, **shape,
-                                                  enable_prefix_caching=enable_prefix_caching)
-            if num_blocks is not None and self.watermark_blocks >= num_blocks:
-                raise ValueError(f"watermark_blocks must be < num_blocks ({num_blocks}), "
-                                 f"got {watermark_blocks}")
-        else:
-            if enable_prefix_caching:
-                raise ValueError("enable_prefix_caching needs kv_layout='paged', got "
-                                 f"kv_layout={kv_layout!r}")
-            self.kv_cache = DenseKVCache(**shape)
+    max_tokens_per_step = _knob("max_tokens_per_step", settable=True)
+    prefill_chunk_size = _knob("prefill_chunk_size", settable=True)
+    max_num_seqs = _knob("max_num_seqs", settable=True)
+    watermark_blocks = _knob("watermark_blocks", settable=True)
+    policy = _knob("policy", settable=True)
+    kv_layout = _knob("kv_layout", settable=False)
+    block_size = _knob("block_size", settable=False)
+    num_blocks = _knob("num_blocks", settable=False)
+    enable_prefix_caching = _knob("enable_prefix_caching", settable=False)
+
+    def __init__(self, model, config: SchedulerConfig | None = None, **knobs):
+        self.config = SchedulerConfig.of(config, **knobs)
+        if isinstance(model, type) or not (model is None or hasattr(model, "forward_step")):
+            raise TypeError(f"model must be a TinyLLM-like model instance or None, got {model!r}")
+        self.model = NullModel() if model is None else model
+        self.kv_cache = self._make_kv_cache()
         self.plugins = PluginManager()
         self.counters = SchedulerCounters()
         self.step_count = 0
@@ -149,24 +96,28 @@ class Scheduler:
         self._future: list[tuple[int, int, Request]] = []  # heap: (arrival_step, seq, request)
         self._seq = itertools.count()                     # tie-break for equal arrival steps
 
-    # ------------------------------------------------------------------ knobs
     @property
-    def max_tokens_per_step(self) -> int:
-        """The token budget of one step."""
-        return self._max_tokens_per_step
+    def config(self) -> SchedulerConfig:
+        """The knobs in force (replace it, or set a knob, to change them between steps)."""
+        return self._config
 
-    @max_tokens_per_step.setter
-    def max_tokens_per_step(self, value: int) -> None:
-        self._max_tokens_per_step = positive_int("max_tokens_per_step", value)
+    @config.setter
+    def config(self, config: SchedulerConfig) -> None:
+        if not isinstance(config, SchedulerConfig):
+            raise TypeError(f"config must be a SchedulerConfig, got {config!r}")
+        old = getattr(self, "_config", None)
+        fixed = ("kv_layout", "block_size", "num_blocks", "enable_prefix_caching")
+        if old is not None and any(getattr(old, k) != getattr(config, k) for k in fixed):
+            raise ValueError(f"{fixed} are fixed once the KV cache exists, got {config!r}")
+        self._config, self._policy = config, resolve_policy(config.policy)
 
-    @property
-    def prefill_chunk_size(self) -> int:
-        """Most tokens of one request prefilled in one step."""
-        return self._prefill_chunk_size
-
-    @prefill_chunk_size.setter
-    def prefill_chunk_size(self, value: int) -> None:
-        self._prefill_chunk_size = positive_int("prefill_chunk_size", value)
+    def _make_kv_cache(self) -> KVCache:
+        c, m = self.config, self.model
+        shape = dict(n_layers=m.n_layers, n_heads=m.n_heads, head_dim=m.head_dim, dtype=m.dtype)
+        if c.kv_layout == "dense":
+            return DenseKVCache(**shape)
+        return PagedKVCache(c.block_size, c.num_blocks, **shape,
+                            enable_prefix_caching=c.enable_prefix_caching)
 
     # ------------------------------------------------------------------ queues
     @property
@@ -197,9 +148,11 @@ class Scheduler:
 
     # ------------------------------------------------------------------ adding work
     def add_request(self, req: Request) -> Request:
-        """Queue a new request. All checks happen before anything changes: a rejected request
-        leaves the scheduler exactly as it was."""
+        """Queue a new request, arriving at ``req.arrival_step`` (``None``: this step). All
+        checks happen before anything changes: a rejected request leaves everything as it was."""
         self._validate(req)
+        if req.arrival_step is None:
+            req.arrival_step = self.step_count
         self.requests[req.req_id] = req
         heapq.heappush(self._future, (req.arrival_step, next(self._seq), req))
         self.plugins.dispatch("on_request_added", self, req)
@@ -212,53 +165,29 @@ class Scheduler:
             raise ValueError(f"req_id {req.req_id!r} was already added")
         if req.state is not RequestState.WAITING or req.num_computed_tokens or req.generated:
             raise ValueError(f"req {req.req_id!r} has already run (state {req.state.name})")
-        if self.model is None and req.sampling.eos_token_id == NO_MODEL_TOKEN:
-            raise ValueError(f"request {req.req_id!r} stops at eos_token_id "
-                             f"{NO_MODEL_TOKEN}, the token every request samples when model is "
-                             f"None, so it would end after one token: give the scheduler a "
-                             f"model, or the request sampling without that EOS")
-        if self.model is not None:
-            self.model.check_tokens("prompt", req.prompt)
-            limit = self.model.max_seq_len
-            if req.prompt_len > limit:
-                raise ValueError(f"prompt length {req.prompt_len} exceeds the model's "
-                                 f"max_seq_len {limit}")
-            if req.max_kv_tokens > limit:
-                raise ValueError(f"max_new_tokens {req.max_new_tokens} with prompt length "
-                                 f"{req.prompt_len} exceeds the model's max_seq_len {limit}")
+        self.model.check_request(req)
         cache = self.kv_cache
-        if isinstance(cache, PagedKVCache) and cache.allocator.bounded:
-            need = cache.blocks_for(req.max_kv_tokens)
-            if need > cache.num_blocks:
-                raise ValueError(f"request {req.req_id!r} can never fit: it needs {need} blocks "
-                                 f"(prompt {req.prompt_len} + max_new_tokens {req.max_new_tokens}"
-                                 f" - 1 tokens) but num_blocks is {cache.num_blocks}")
-        if req.arrival_step < self.step_count:
+        if cache.is_bounded and cache.blocks_for(req.max_kv_tokens) > cache.num_blocks:
+            raise ValueError(f"request {req.req_id!r} can never fit: it needs "
+                             f"{cache.blocks_for(req.max_kv_tokens)} blocks (prompt "
+                             f"{req.prompt_len} + max_new_tokens {req.max_new_tokens} - 1 "
+                             f"tokens) but num_blocks is {cache.num_blocks}")
+        if req.arrival_step is not None and req.arrival_step < self.step_count:
             raise ValueError(f"arrival_step {req.arrival_step} is in the past: the scheduler is "
-                             f"at step {self.step_count}")
+                             f"at step {self.step_count} (leave arrival_step=None for 'now')")
 
     # ------------------------------------------------------------------ one step
     def step(self) -> StepStats:
         """Schedule, run and commit one step; returns its :class:`StepStats`."""
-        step_id = self.step_count
         self.plugins.dispatch("before_step", self)
+        zero_output = self._take_arrivals()
         plan = self._schedule()
-        logits, num_tokens = None, len(plan.decodes) + sum(n for _, n in plan.chunks)
-        if self.model is not None and num_tokens:
+        logits = None
+        if plan.items:
             batch = self._build(plan)
             logits = self.model.forward_step(batch, self.kv_cache, self.plugins.attention_fn)
-        prefill_chunks = tuple((r.req_id, r.num_computed_tokens, n) for r, n in plan.chunks)
-        sampled, finished = self._commit(plan, logits)
-        stats = StepStats(
-            step_id=step_id,
-            decode_ids=tuple(r.req_id for r in plan.decodes),
-            prefill_chunks=prefill_chunks,
-            num_tokens=num_tokens, sampled=tuple(sampled),
-            finished_ids=tuple(r.req_id for r in finished),
-            num_waiting=len(self.waiting_after(step_id)), num_running=len(self._running),
-            kv=self.kv_cache.usage(), preemptions=tuple(plan.preemptions),
-            cached_tokens=plan.cached_tokens,
-            decode_context_lens=tuple(r.num_computed_tokens for r in plan.decodes))
+        sampled, finished = self._commit(plan, logits, zero_output)
+        stats = self._stats(plan, sampled, finished)
         self.step_count += 1
         self.plugins.dispatch("after_step", self, stats)
         return stats
@@ -280,18 +209,6 @@ class Scheduler:
             del self.requests[r.req_id]
         return done
 
-    # ------------------------------------------------------------------ the policy
-    def _schedule(self) -> _Plan:
-        plan = _Plan(budget=self.max_tokens_per_step, zero_output=self._take_arrivals())
-        if self.policy == "decode_first":
-            self._schedule_decodes(plan)
-            self._schedule_prefills(plan)
-        else:                                       # prefill_first: never mix the two
-            self._schedule_prefills(plan)
-            if not plan.chunks:
-                self._schedule_decodes(plan)
-        return plan
-
     def _take_arrivals(self) -> list[Request]:
         """Move requests arriving by this step to the waiting queue; return those that ask for
         no token at all (they finish in this step without running)."""
@@ -301,125 +218,51 @@ class Scheduler:
             (self._waiting if r.max_new_tokens > 0 else zero_output).append(r)
         return zero_output
 
-    def _schedule_decodes(self, plan: _Plan) -> None:
-        """One token for each decoding request, oldest first, while the budget lasts."""
-        decode, allocate = RequestState.DECODE, self._allocate     # (this loop is the hot path)
-        for r in list(self._running):
-            if plan.budget == 0:
-                break
-            if r.state is decode and allocate(r, 1, plan):
-                plan.decodes.append(r)
-                plan.budget -= 1
+    def _schedule(self) -> StepPlan:
+        plan = StepPlan(self.config, self.step_count, self.config.max_tokens_per_step,
+                        self._running, self._waiting, self.kv_cache, self.counters,
+                        cache_when_scheduled=self._policy.cache_blocks_when_scheduled
+                        and self.kv_cache.caches_prefixes)
+        self._policy.schedule(plan)
+        return plan
 
-    def _schedule_prefills(self, plan: _Plan) -> None:
-        """One chunk for each prefilling request, then admit waiting requests, in arrival order."""
-        for r in list(self._running):
-            if plan.budget == 0:
-                return
-            if r.state is RequestState.PREFILL and not self._add_chunk(r, plan):
-                return
-        # No admissions in a step that had to preempt: memory is short.
-        while self._waiting and plan.budget > 0 and not plan.preemptions:
-            if self.max_num_seqs is not None and len(self._running) >= self.max_num_seqs:
-                return
-            r = self._waiting[0]
-            if not self._admit(r, plan):
-                return
-            self._waiting.popleft()
-            self._running.append(r)
-            if not self._add_chunk(r, plan):
-                return
+    def _build(self, plan: StepPlan) -> RaggedBatch:
+        """Each scheduled request's tokens, from ``start``; the last ones sample."""
+        # (performance: a decode feeds just its newest token without building all_tokens)
+        return build_batch([(r.req_id, r.generated[-1:] if decode else r.all_tokens[start:start + n],
+                             start, samples) for r, start, n, decode, samples in plan.items])
 
-    def _add_chunk(self, r: Request, plan: _Plan) -> bool:
-        """Schedule ``r``'s next prompt chunk; False if ``r`` itself had to be preempted."""
-        n = min(self.prefill_chunk_size, r.tokens_to_compute, plan.budget)
-        if not self._allocate(r, n, plan):
-            return False
-        plan.chunks.append((r, n))
-        plan.budget -= n
-        return True
-
-    def _admit(self, r: Request, plan: _Plan) -> bool:
-        """Start ``r`` if its first chunk's blocks are available; reuse its cached prefix."""
-        tokens = r.all_tokens
-        hit = self.kv_cache.cached_prefix_len(tokens)
-        first = hit + min(self.prefill_chunk_size, len(tokens) - hit, plan.budget)
-        keep_free = self.watermark_blocks if self._running else 0
-        if not self.kv_cache.can_admit(tokens, first, keep_free):
-            return False
-        hit = self.kv_cache.admit(r.req_id, tokens)
-        r.num_computed_tokens = hit
-        r.state = RequestState.PREFILL
-        if r.admitted_step is not None:             # back after a preemption
-            r.resumed_steps.append(self.step_count)
-        else:
-            r.admitted_step = self.step_count
-            r.num_cached_prompt_tokens = hit
-            self.counters.prompt_tokens += r.prompt_len
-            self.counters.cached_prompt_tokens += hit
-        plan.cached_tokens += hit
-        return True
-
-    def _allocate(self, r: Request, n: int, plan: _Plan) -> bool:
-        """Extend ``r``'s KV by ``n`` tokens, preempting the youngest running requests while
-        blocks are short. False if ``r`` itself had to be preempted."""
-        cache = self.kv_cache
-        while not cache.can_extend(r.req_id, n):
-            victim = self._running[-1]
-            plan.preemptions.append(Preemption(
-                victim.req_id, r.req_id, cache.blocks_to_extend(r.req_id, n),
-                cache.allocator.num_available, victim.num_computed_tokens))
-            self._preempt(victim, plan)
-            if victim is r:
-                return False
-        cache.extend(r.req_id, n)
-        return True
-
-    def _preempt(self, victim: Request, plan: _Plan) -> None:
-        self.kv_cache.free(victim.req_id)
-        plan.drop(victim)
-        self._running.pop()                         # the victim is always the youngest
-        self._waiting.appendleft(victim)            # ... and older than every waiting request
-        self.counters.preemptions += 1
-        self.counters.recomputed_tokens += victim.preempt(self.step_count)
-
-    def _build(self, plan: _Plan) -> RaggedBatch:
-        parts = [(r.req_id, r.generated[-1:], r.num_computed_tokens, True) for r in plan.decodes]
-        parts += [(r.req_id, r.get_prefill_chunk(n), r.num_computed_tokens,
-                   n == r.tokens_to_compute) for r, n in plan.chunks]
-        return build_batch(parts)
-
-    def _commit(self, plan: _Plan, logits: np.ndarray | None):
+    def _commit(self, plan: StepPlan, logits: np.ndarray | None, zero_output: list[Request]):
         """Advance every scheduled request; sample for those whose cache is now complete (every
         decode, and the chunk that completes a prompt), in batch order; finish and free."""
-        for r in plan.decodes:
-            r.mark_computed(1)
-        for r, n in plan.chunks:
+        for r, _, n, _, _ in plan.items:
             r.mark_computed(n)
-        samplers = plan.decodes + [r for r, _ in plan.chunks if not r.tokens_to_compute]
-        sampled, finished, step = [], list(plan.zero_output), self.step_count
-        decode = RequestState.DECODE
+        samplers = [r for r, *_, samples in plan.items if samples]
+        sampled, finished = [], list(zero_output)
         for r, token in zip(samplers, self._sample(samplers, logits)):
-            r.append_token(token, step)
-            r.state = decode
+            r.append_token(token, self.step_count)
+            r.state = RequestState.DECODE
             sampled.append((r.req_id, token))
             if r.is_done:
                 finished.append(r)
-        if self.kv_cache.caches_prefixes:
-            for r in plan.decodes + [r for r, _ in plan.chunks]:
-                if r.req_id in self.kv_cache:
-                    self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)
+        if self.kv_cache.caches_prefixes:           # full blocks become reusable prefixes
+            for r, *_ in plan.items:
+                self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)
         for r in finished:
             self._finish(r)
+        if len(finished) > len(zero_output):        # one pass, however many finished
+            self._running[:] = [r for r in self._running if r.state is not RequestState.FINISHED]
+        for r in finished:
+            self.plugins.dispatch("on_request_finished", self, r)
         return sampled, finished
 
     def _sample(self, samplers: list[Request], logits: np.ndarray | None) -> list[int]:
-        """One token per sampler from its row of ``logits (S, vocab)`` (0 without a model).
+        """One token per sampler from its row of ``logits (S, vocab)``.
 
         Greedy rows without logits processors take one ``argmax`` over the whole matrix: the
         same tokens as sampling each row alone, without a Python call per request."""
-        if logits is None:
-            return [NO_MODEL_TOKEN] * len(samplers)
+        if not samplers:
+            return []
         processors = self.plugins.logits_processors
         greedy = logits.argmax(axis=1).tolist() if not processors else None
         return [greedy[i] if greedy is not None and r.sampling.greedy
@@ -427,13 +270,25 @@ class Scheduler:
                 for i, r in enumerate(samplers)]
 
     def _finish(self, r: Request) -> None:
-        if r.state is not RequestState.WAITING:     # zero-output requests never ran
-            self._running.remove(r)
-        if r.req_id in self.kv_cache:
+        if r.req_id in self.kv_cache:               # (zero-output requests never ran)
             self.kv_cache.free(r.req_id)
         eos = r.sampling.eos_token_id
         stopped = r.generated and eos is not None and r.generated[-1] == eos
         r.finish_reason = FinishReason.STOP if stopped else FinishReason.LENGTH
         r.state, r.finish_step = RequestState.FINISHED, self.step_count
         self.finished.append(r)
-        self.plugins.dispatch("on_request_finished", self, r)
+
+    def _stats(self, plan: StepPlan, sampled: list, finished: list[Request]) -> StepStats:
+        decodes = [item for item in plan.items if item.is_decode]
+        return StepStats(
+            step_id=plan.step_id,
+            decode_ids=tuple(item.request.req_id for item in decodes),
+            prefill_chunks=tuple((r.req_id, start, n) for r, start, n, decode, _ in plan.items
+                                 if not decode),
+            num_tokens=sum(item.num_tokens for item in plan.items),
+            sampled=tuple(sampled), finished_ids=tuple(r.req_id for r in finished),
+            num_waiting=len(self.waiting_after(plan.step_id)), num_running=len(self._running),
+            kv=self.kv_cache.usage(), preemptions=tuple(plan.preemptions),
+            cached_tokens=plan.cached_tokens,
+            decode_context_lens=tuple(item.start + 1 for item in decodes),
+            scheduled=tuple((item.request.req_id, item.num_tokens) for item in plan.items))

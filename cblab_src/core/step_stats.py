@@ -27,8 +27,9 @@ class Preemption:
 
 @dataclass(frozen=True)
 class StepStats(Mapping):
-    """What one step did. Readable as attributes (``stats.num_tokens``) or as a mapping
-    (``stats["num_tokens"]``, ``metrics.record_step(**stats)``)."""
+    """What one step did. Every public name reads the same as an attribute
+    (``stats.num_tokens``, ``stats.preempted_ids``) and as a mapping key
+    (``stats["preempted_ids"]``, ``metrics.record_step(**stats)``)."""
 
     step_id: int
     decode_ids: tuple                  # requests that decoded one token, in batch order
@@ -42,6 +43,7 @@ class StepStats(Mapping):
     preemptions: tuple = ()            # Preemption records, in the order they happened
     cached_tokens: int = 0             # prompt tokens admitted this step from the prefix cache
     decode_context_lens: tuple = ()    # keys each decode token attended to (its own included)
+    scheduled: tuple = ()              # (req_id, num_tokens) for every request, in batch order
 
     @property
     def preempted_ids(self) -> tuple:
@@ -56,16 +58,18 @@ class StepStats(Mapping):
         return sum(length for _, _, length in self.prefill_chunks)
 
     def __getitem__(self, key: str):
-        if key not in self._field_names():
+        if key not in self._names():
             raise KeyError(key)
         return getattr(self, key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._field_names())
+        return iter(self._names())
 
     def __len__(self) -> int:
-        return len(self._field_names())
+        return len(self._names())
 
     @classmethod
-    def _field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+    def _names(cls) -> tuple[str, ...]:
+        """The fields, then the derived properties."""
+        derived = [name for name, v in vars(cls).items() if isinstance(v, property)]
+        return tuple(f.name for f in fields(cls)) + tuple(derived)

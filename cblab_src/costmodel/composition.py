@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import non_negative_int
+from .._validate import MAX_COUNT, non_negative_int, positive_int
+
+# Largest token count or position a composition holds: exact as a float64, which StepArrays uses.
+MAX_TOKENS = 2**53
 
 
 @dataclass(frozen=True)
@@ -31,16 +34,26 @@ class StepComposition:
     num_sampled: int = 0                               # rows of the LM head
 
     def __post_init__(self) -> None:
-        for n in self.decode_context_lens:
-            if non_negative_int("decode context length", n) < 1:
-                raise ValueError(f"a decode context length must be >= 1, got {n}")
-        for chunk in self.prefill_chunks:
-            if len(chunk) != 2:
-                raise ValueError(f"prefill_chunks holds (start, length) pairs, got {chunk!r}")
-            non_negative_int("chunk start", chunk[0])
-            if non_negative_int("chunk length", chunk[1]) < 1:
-                raise ValueError(f"a chunk length must be >= 1, got {chunk[1]}")
-        non_negative_int("num_sampled", self.num_sampled)
+        for name in ("decode_context_lens", "prefill_chunks"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+                raise TypeError(f"{name} must be a tuple, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        for i, n in enumerate(self.decode_context_lens):
+            if non_negative_int(f"decode_context_lens[{i}]", n, maximum=MAX_TOKENS) < 1:
+                raise ValueError(f"a decode context length must be >= 1, got "
+                                 f"decode_context_lens[{i}]={n}")
+        for i, chunk in enumerate(self.prefill_chunks):
+            if not isinstance(chunk, (tuple, list)) or len(chunk) != 2:
+                raise ValueError(f"prefill_chunks holds (start, length) pairs, got "
+                                 f"prefill_chunks[{i}]={chunk!r}")
+            non_negative_int(f"prefill_chunks[{i}] chunk start", chunk[0], maximum=MAX_TOKENS)
+            if non_negative_int(f"prefill_chunks[{i}] chunk length", chunk[1],
+                                maximum=MAX_TOKENS) < 1:
+                raise ValueError(f"a chunk length must be >= 1, got prefill_chunks[{i}]="
+                                 f"{tuple(chunk)}")
+        object.__setattr__(self, "prefill_chunks", tuple(tuple(c) for c in self.prefill_chunks))
+        non_negative_int("num_sampled", self.num_sampled, maximum=MAX_TOKENS)
 
     @classmethod
     def of(cls, stats) -> "StepComposition":
@@ -52,6 +65,13 @@ class StepComposition:
     def uniform(cls, num_decodes: int = 0, context_len: int = 1, chunks: int = 0,
                 chunk_len: int = 0, chunk_start: int = 0) -> "StepComposition":
         """``num_decodes`` decodes of one context length and ``chunks`` equal chunks."""
+        non_negative_int("num_decodes", num_decodes, maximum=MAX_COUNT)
+        positive_int("context_len", context_len)
+        if non_negative_int("chunks", chunks, maximum=MAX_COUNT) and \
+                non_negative_int("chunk_len", chunk_len) < 1:
+            raise ValueError(f"chunk_len must be >= 1 when chunks > 0, got {chunk_len!r}")
+        non_negative_int("chunk_len", chunk_len)
+        non_negative_int("chunk_start", chunk_start)
         return cls((context_len,) * num_decodes, ((chunk_start, chunk_len),) * chunks,
                    num_decodes + chunks)
 

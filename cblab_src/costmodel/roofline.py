@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import positive_int
+from .._validate import positive_int, real
 from .base import CostModel
 from .composition import StepArrays
 from .table import h200_measurements
@@ -54,9 +54,16 @@ class ModelShape:
     gated_mlp: bool = True     # SwiGLU: three FFN matrices instead of two
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {self.name!r}")
         for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab",
                      "bytes_per_value"):
             positive_int(name, getattr(self, name))
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_kv_heads must divide n_heads ({self.n_heads}), got "
+                             f"{self.n_kv_heads}")
+        if not isinstance(self.gated_mlp, bool):
+            raise TypeError(f"gated_mlp must be a bool, got {self.gated_mlp!r}")
 
     @property
     def layer_params(self) -> int:
@@ -98,6 +105,13 @@ class GPU:
     allreduce_gbps: float    # per-direction GPU-to-GPU bandwidth an all-reduce can use, GB/s
     allreduce_latency_us: float = 10.0
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {self.name!r}")
+        for name in ("peak_tflops", "mem_bw_gbps", "memory_gb", "allreduce_gbps"):
+            real(name, getattr(self, name), positive=True)
+        real("allreduce_latency_us", self.allreduce_latency_us, minimum=0.0)
+
 
 _H200 = h200_measurements()
 GPUS = {
@@ -133,9 +147,13 @@ class Roofline(CostModel):
     def __post_init__(self) -> None:
         positive_int("tp", self.tp)
         for name in ("peak_tflops", "mem_bw_gbps", "allreduce_gbps"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            real(name, getattr(self, name), positive=True)
+        for name in ("allreduce_latency_us", "layer_overhead_ms"):
+            real(name, getattr(self, name), minimum=0.0)
+        if not isinstance(self.model, ModelShape):
+            raise TypeError(f"model must be a ModelShape, got {self.model!r}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {self.name!r}")
         if self.model.n_heads % self.tp:
             raise ValueError(f"tp must divide n_heads ({self.model.n_heads}), got {self.tp}")
 
@@ -143,10 +161,9 @@ class Roofline(CostModel):
     def of(cls, gpu: str | GPU, model: ModelShape = LLAMA3_8B, *, tp: int = 1,
            layer_overhead_ms: float = 0.0) -> "Roofline":
         """The roofline of ``tp`` GPUs named in :data:`GPUS` (or a :class:`GPU`)."""
-        if isinstance(gpu, str):
-            if gpu not in GPUS:
-                raise ValueError(f"gpu must be one of {tuple(GPUS)} or a GPU, got {gpu!r}")
-            gpu = GPUS[gpu]
+        gpu, tp = _gpu(gpu), positive_int("tp", tp)
+        if not isinstance(model, ModelShape):
+            raise TypeError(f"model must be a ModelShape, got {model!r}")
         tp_text = f" x{tp}" if tp > 1 else ""
         return cls(gpu.peak_tflops, gpu.mem_bw_gbps, model, tp, gpu.allreduce_gbps,
                    gpu.allreduce_latency_us, layer_overhead_ms,
@@ -213,9 +230,26 @@ def kv_capacity_tokens(gpu: str | GPU = "H200", model: ModelShape = LLAMA3_8B, *
     """Tokens of KV cache that fit: ``memory_fraction`` of the GPUs' memory (vLLM's
     ``gpu_memory_utilization`` default is 0.9) less the weights and ``activation_gb`` per GPU,
     divided by :attr:`ModelShape.kv_bytes_per_token`. An H200 with Llama-3-8B holds about 830k."""
-    g = GPUS[gpu] if isinstance(gpu, str) else gpu
+    g = _gpu(gpu)
+    if not isinstance(model, ModelShape):
+        raise TypeError(f"model must be a ModelShape, got {model!r}")
     tp = positive_int("tp", tp)
+    if not 0 < real("memory_fraction", memory_fraction) <= 1:
+        raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction!r}")
+    real("activation_gb", activation_gb, minimum=0.0)
     free = tp * (memory_fraction * g.memory_gb - activation_gb) * 1e9 - model.params * model.bytes_per_value
     if free <= 0:
         raise ValueError(f"{model.name} does not fit on {tp} x {g.name}")
     return int(free // model.kv_bytes_per_token)
+
+
+def _gpu(gpu) -> GPU:
+    """A :class:`GPU`, or the one :data:`GPUS` names."""
+    if isinstance(gpu, str):
+        if gpu not in GPUS:
+            raise ValueError(f"gpu must be one of {tuple(GPUS)} or a GPU, got {gpu!r}")
+        return GPUS[gpu]
+    if not isinstance(gpu, GPU):
+        raise TypeError(f"gpu must be one of {tuple(GPUS)} or a GPU, got {gpu!r} "
+                        f"({type(gpu).__name__})")
+    return gpu

@@ -37,6 +37,7 @@ from importlib import resources
 
 import numpy as np
 
+from .._validate import positive_int, real
 from .base import CostModel
 from .composition import StepArrays
 
@@ -66,6 +67,15 @@ class Curve:
     y: np.ndarray = field(init=False)   # their non-decreasing fit
 
     def __post_init__(self) -> None:
+        x, raw = np.asarray(self.x), np.asarray(self.raw)
+        if x.ndim != 1 or x.shape != raw.shape or x.size < 2:
+            raise ValueError(f"x and raw must be 1-D of the same length >= 2, got shapes "
+                             f"{x.shape} and {raw.shape}")
+        if not (np.all(np.isfinite(x.astype(np.float64)))
+                and np.all(np.isfinite(raw.astype(np.float64)))):
+            raise ValueError("x and raw must be finite numbers")
+        if np.unique(x).size != x.size:
+            raise ValueError(f"x must not repeat a point, got {x.tolist()}")
         order = np.argsort(self.x)
         object.__setattr__(self, "x", np.asarray(self.x, dtype=np.float64)[order])
         object.__setattr__(self, "raw", np.asarray(self.raw, dtype=np.float64)[order])
@@ -101,6 +111,15 @@ class TableCostModel(CostModel):
     lm_head: Curve          # ms of the LM head against sampled rows
     overhead_ms: float = 0.0  # fixed cost of every non-empty step (scheduling, launches), ms
     source: str = ""
+
+    def __post_init__(self) -> None:
+        positive_int("n_layers", self.n_layers)
+        for name in ("dense", "decode_attention", "prefill_attention", "lm_head"):
+            if not isinstance(getattr(self, name), Curve):
+                raise TypeError(f"{name} must be a Curve, got {getattr(self, name)!r}")
+        real("overhead_ms", self.overhead_ms, minimum=0.0)
+        if not isinstance(self.name, str) or not isinstance(self.source, str):
+            raise TypeError(f"name and source must be str, got {self.name!r}, {self.source!r}")
 
     @classmethod
     def from_measurements(cls, data: dict, name: str, *, overhead_ms: float = 0.0,

@@ -29,6 +29,7 @@ from ..attention.paged_attention import gather_kv, paged_attention
 from ..core.request import Request
 from ..core.scheduler import Scheduler
 from ..model.tiny_llm import TinyLLM
+from ..monitoring.pool_snapshot import block_owners, slot_fill
 from ..plugins.builtin import format_step
 from ._common import positive_int, random_prompt
 
@@ -37,10 +38,10 @@ def draw_pool(cache) -> str:
     """The pool as text, one ``|....|`` per block: the (first) owner's name in each filled
     slot, '·' in an empty slot of a used block (wasted), '~' in a block kept only for prefix
     reuse (cached, no owner), blank in a free block."""
-    owners, fill = cache.block_owners(), cache.slot_fill()
+    owners, fill = block_owners(cache), slot_fill(cache)
     blocks = []
     for block, (owner, row) in enumerate(zip(owners, fill)):
-        if owner is None and cache.allocator.is_cached_content(block):
+        if owner is None and cache.block_pool.is_cached_content(block):
             blocks.append("~" * cache.block_size)
         else:
             blocks.append("".join(str(owner)[0] if full else ("·" if owner is not None else " ")
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
             else:
                 first = cache.blocks_for(min(scheduler.prefill_chunk_size, r.prompt_len))
                 print(f"  {r.req_id}: waiting for admission: its first chunk needs {first} "
-                      f"block(s), {cache.allocator.num_available} available")
+                      f"block(s), {cache.num_available_blocks} available")
         print(f"  pool {draw_pool(cache)}")
 
     counters = scheduler.counters

@@ -9,6 +9,9 @@ batching, MIT-licensed like the code) and stores two files in ``data/tiny_llm/``
   long training took on which machine, and the losses of the float16 weights measured in
   float64 by the training script (PyTorch), which :func:`corpus_loss` must reproduce in numpy.
 
+Both are read by :mod:`cblab_src.model.checkpoint` (``ModelCard``, ``ModelConfig``,
+``TrainingRecord`` and ``MODEL_DIR`` are re-exported here), for :meth:`TinyLLM.pretrained`.
+
 A corpus text is a list of paragraphs separated by blank lines. As a token stream
 (:func:`corpus_tokens`) each paragraph is its characters followed by EOS, so the model learned
 to end a paragraph with EOS - a request with ``SamplingParams(eos_token_id=...)`` stops there.
@@ -16,8 +19,6 @@ to end a paragraph with EOS - a request with ``SamplingParams(eos_token_id=...)`
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,74 +26,17 @@ import numpy as np
 from .._validate import positive_int
 from ..attention.dense_attention import masked_attention
 from ..attention.ragged_attention import AttentionFn
+from .checkpoint import MODEL_DIR, ModelCard, ModelConfig, TrainingRecord
 from .tiny_llm import TinyLLM
 from .tokenizer import CharTokenizer
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 CORPUS_DIR = DATA_DIR / "corpus"
-MODEL_DIR = DATA_DIR / "tiny_llm"
 CORPUS_PARTS = ("train", "heldout")
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The architecture: the keyword arguments of :class:`TinyLLM` besides weights and dtype."""
-
-    vocab_size: int
-    d_model: int
-    n_layers: int
-    n_heads: int
-    max_seq_len: int
-
-
-@dataclass(frozen=True)
-class TrainingRecord:
-    """How the shipped weights were made (what ``tools/train_tiny_llm.py`` was run with)."""
-
-    seed: int
-    steps: int
-    batch_size: int
-    context: int             # tokens per training window (= max_seq_len)
-    learning_rate: float     # peak AdamW rate, after linear warm-up, cosine-decayed to 10 %
-    warmup_steps: int
-    weight_decay: float
-    dropout: float
-    torch_version: str
-    num_threads: int
-    seconds: float           # wall-clock training time
-    machine: str
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What ``card.json`` records about the shipped weights.
-
-    ``train_loss`` and ``heldout_loss`` are mean next-character cross-entropies in nats
-    (:func:`corpus_loss`) of the float16 weights; ``retrain_tolerance`` is how far a fresh run
-    of the training script may land from ``heldout_loss`` (different machines and thread
-    counts round differently, so training is repeatable, not bit-identical).
-    ``curve`` holds ``(step, batch loss, held-out loss)`` rows logged during training.
-    """
-
-    config: ModelConfig
-    training: TrainingRecord
-    train_loss: float
-    heldout_loss: float
-    heldout_tokens: int
-    retrain_tolerance: float
-    curve: tuple[tuple[int, float, float], ...]
-
-    @classmethod
-    def load(cls, path: Path = MODEL_DIR / "card.json") -> "ModelCard":
-        raw = json.loads(Path(path).read_text())
-        return cls(config=ModelConfig(**raw["config"]), training=TrainingRecord(**raw["training"]),
-                   train_loss=raw["train_loss"], heldout_loss=raw["heldout_loss"],
-                   heldout_tokens=raw["heldout_tokens"],
-                   retrain_tolerance=raw["retrain_tolerance"],
-                   curve=tuple(tuple(row) for row in raw["curve"]))
-
-    def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
+__all__ = ["DATA_DIR", "CORPUS_DIR", "CORPUS_PARTS", "MODEL_DIR", "ModelCard", "ModelConfig",
+           "TrainingRecord", "read_corpus", "paragraphs", "corpus_tokens", "loss_windows",
+           "corpus_loss", "load_pretrained"]
 
 
 def read_corpus(part: str) -> str:
@@ -144,11 +88,6 @@ def corpus_loss(model: TinyLLM, tokens: np.ndarray, context: int | None = None,
 
 
 def load_pretrained(dtype=np.float64, model_dir: Path = MODEL_DIR) -> TinyLLM:
-    """Build the shipped model (see :meth:`TinyLLM.pretrained`)."""
-    card = ModelCard.load(Path(model_dir) / "card.json")
-    with np.load(Path(model_dir) / "weights.npz") as archive:
-        weights = {name: archive[name] for name in archive.files}
-    model = TinyLLM(seed=card.training.seed, dtype=dtype, weights=weights,
-                    tokenizer=CharTokenizer(), **asdict(card.config))
-    model.weights_source = "pretrained"
-    return model
+    """Build the model stored in ``model_dir`` (default: the shipped one); see
+    :meth:`TinyLLM.pretrained`, which does the loading."""
+    return TinyLLM.pretrained(dtype, model_dir=model_dir)

@@ -10,31 +10,30 @@ property real servers (vLLM's per-request generators) keep for reproducibility.
 from __future__ import annotations
 
 import abc
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import non_negative_int, positive_int
+from .._validate import non_negative_int, positive_int, real
 
 
 def _real(name: str, value, *, low: float, high: float, closed_low: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    ok = (value >= low if closed_low else value > low) and value <= high and not math.isnan(value)
-    if not ok:
+    """A finite number in ``[low, high]`` (or ``(low, high]``): ``TypeError`` if it is not a
+    number, ``ValueError`` naming ``name`` if it is NaN, infinite or out of range."""
+    x = real(name, value)
+    if not ((x >= low if closed_low else x > low) and x <= high):
         bracket = "[" if closed_low else "("
         raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
-    return float(value)
+    return x
 
 
 @dataclass(frozen=True)
 class SamplingParams:
     """How one request picks tokens. The defaults are greedy decoding with no stop token.
 
-    ``temperature`` 0 means greedy (argmax); otherwise logits are divided by it, the
-    distribution is cut to the ``top_k`` most likely tokens and to the smallest set whose
+    ``temperature`` 0 means greedy (argmax); otherwise (a finite number > 0) logits are divided
+    by it, the distribution is cut to the ``top_k`` most likely tokens and to the smallest set whose
     probability reaches ``top_p``, and a token is drawn with the request's generator (seeded by
     ``seed``; ``None`` draws a fresh seed, so the run is not reproducible). Sampling
     ``eos_token_id`` ends the request early.
@@ -47,7 +46,8 @@ class SamplingParams:
     eos_token_id: int | None = None
 
     def __post_init__(self) -> None:
-        _real("temperature", self.temperature, low=0.0, high=math.inf, closed_low=True)
+        # Finite: at temperature inf every logit becomes 0 and top-k/top-p would pick by index.
+        real("temperature", self.temperature, minimum=0.0)
         if self.top_k is not None:
             positive_int("top_k", self.top_k)
         if self.top_p is not None:
@@ -75,6 +75,7 @@ def sample_token(logits: np.ndarray, params: SamplingParams, rng: np.random.Gene
     Greedy draws nothing from ``rng``; every other setting draws exactly one number, so a
     request's generator advances once per sampled token whatever the batch.
     """
+    _check_params(params)
     if params.greedy:
         return int(np.argmax(logits))
     cdf = np.cumsum(probabilities(logits, params))
@@ -88,6 +89,7 @@ def probabilities(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
     ``probabilities([2., 1., 0.], SamplingParams(temperature=1.0, top_k=2))`` keeps the two
     largest logits: ``[0.731, 0.269, 0.]``.
     """
+    _check_params(params)
     z = np.asarray(logits, dtype=np.float64) / max(params.temperature, 1e-12)
     if params.top_k is not None and params.top_k < z.size:
         kth = np.partition(z, -params.top_k)[-params.top_k]
@@ -104,6 +106,11 @@ def probabilities(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
     return p
 
 
+def _check_params(params) -> None:
+    if not isinstance(params, SamplingParams):
+        raise TypeError(f"params must be a SamplingParams, got {params!r}")
+
+
 class LogitsProcessor(abc.ABC):
     """Rewrites next-token logits before sampling (a custom sampler hook).
 
@@ -116,9 +123,34 @@ class LogitsProcessor(abc.ABC):
         ...
 
 
+def check_logits_processors(processors, name: str = "logits_processors"
+                            ) -> tuple[LogitsProcessor, ...]:
+    """Return ``processors`` as a tuple if it is a sequence of objects with a callable
+    ``process_logits`` (a :class:`LogitsProcessor`, or any object written like one), else raise
+    ``TypeError`` naming the bad entry: ``logits_processors=[1]`` fails here, before any
+    forward pass, not deep inside sampling."""
+    if isinstance(processors, (str, bytes)) or not isinstance(processors, Sequence):
+        raise TypeError(f"{name} must be a list or tuple of LogitsProcessors, got "
+                        f"{processors!r} ({type(processors).__name__})")
+    for i, processor in enumerate(processors):
+        if isinstance(processor, type) or not callable(getattr(processor, "process_logits", None)):
+            what = "a class, not an instance" if isinstance(processor, type) else \
+                type(processor).__name__
+            raise TypeError(f"{name}[{i}] must be a LogitsProcessor (an object with a "
+                            f"process_logits(tokens, logits) method), got {processor!r} ({what})")
+    return tuple(processors)
+
+
 def apply_logits_processors(processors: Sequence[LogitsProcessor], tokens: Sequence[int],
                             logits: np.ndarray) -> np.ndarray:
-    """Feed ``logits`` through each processor in turn."""
-    for processor in processors:
+    """Feed ``logits`` through each processor in turn.
+
+    ``processors`` is checked by :func:`check_logits_processors`; each result must have the
+    shape of the logits it was given (``ValueError`` naming the processor otherwise)."""
+    for i, processor in enumerate(check_logits_processors(processors)):
+        shape = np.shape(logits)
         logits = processor.process_logits(tokens, logits)
+        if np.shape(logits) != shape:
+            raise ValueError(f"logits_processors[{i}] ({type(processor).__name__}) returned "
+                             f"logits of shape {np.shape(logits)}, expected {shape}")
     return logits

@@ -24,17 +24,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .._validate import non_negative_int, positive_int, token_ids
 from ..attention.dense_attention import causal_mask, masked_attention
-from ..attention.paged_attention import (decode_workspace_size, padded_block_tables,
-                                         paged_decode_attention, slot_mapping)
+from ..attention.paged_attention import (context_slots, decode_workspace_size,
+                                         gather_contexts, padded_block_tables, slot_mapping)
 from ..attention.ragged_attention import (AttentionFn, decode_attention, pad_contexts,
                                           segmented_attention)
+from .checkpoint import MODEL_DIR, ModelCard, read_weights
 from .sampling import GREEDY, SamplingParams, apply_logits_processors, sample_token
+from .tokenizer import CharTokenizer
 
 
 @dataclass(frozen=True)
@@ -93,31 +96,35 @@ class StepLayout:
     Single-token segments (decodes) are attended all at once with
     :func:`~cblab_src.attention.ragged_attention.decode_attention`; multi-token segments (prompt
     chunks) one at a time. With a paged cache every new token also gets its pool slot, so a
-    layer writes the whole step's K/V with one scatter, and decode contexts are gathered
-    through padded block tables; a dense cache is read request by request.
+    layer writes the whole step's K/V with one scatter, and every decode context gets the slots
+    it is gathered from (the same slots in every layer's pool); a dense cache is read request
+    by request. Nothing here depends on the layer, so no layer repeats it.
     """
 
-    single: np.ndarray               # (B,) batch rows of the single-token segments
+    single: np.ndarray | slice       # batch rows of the B single-token segments (a slice if all)
     single_ids: tuple                # (B,) their request ids
     context_lens: np.ndarray         # (B,) their context lengths, the new token included
     chunks: tuple                    # the multi-token segments
     slots: np.ndarray | None         # (N,) flat pool slot of every new token (paged only)
-    tables: np.ndarray | None        # (B, max_blocks) block tables of the single ones (paged)
+    context_slots: np.ndarray | None  # (B, L_max) pool slots of the single ones' contexts (paged)
 
     @classmethod
     def of(cls, batch, cache) -> "StepLayout":
         segs = batch.segments
         single = [i for i, s in enumerate(segs) if s.length == 1]
-        slots = tables = None
+        context_lens = np.array([segs[i].end_pos for i in single], dtype=np.int64)
+        # A decode-only step, the common case, is all single rows: a slice instead of a gather.
+        rows = (slice(None) if single and len(single) == len(segs)
+                else np.array([segs[i].offset for i in single], dtype=np.int64))
+        slots = context = None
         if getattr(cache, "layout", None) == "paged":
-            all_tables = padded_block_tables([cache.block_tables[s.req_id] for s in segs])
+            tables = padded_block_tables([cache.block_tables[s.req_id] for s in segs])
             seq_index = np.repeat(np.arange(len(segs)), [s.length for s in segs])   # (N,)
-            slots = slot_mapping(all_tables, seq_index, batch.positions, cache.block_size)
-            tables = all_tables[single]
-        return cls(np.array([segs[i].offset for i in single], dtype=np.int64),
-                   tuple(segs[i].req_id for i in single),
-                   np.array([segs[i].end_pos for i in single], dtype=np.int64),
-                   tuple(s for s in segs if s.length > 1), slots, tables)
+            slots = slot_mapping(tables, seq_index, batch.positions, cache.block_size)
+            if single:
+                context = context_slots(tables[single], context_lens, cache.block_size)
+        return cls(rows, tuple(segs[i].req_id for i in single), context_lens,
+                   tuple(s for s in segs if s.length > 1), slots, context)
 
     def write(self, layer: int, batch, cache, k: np.ndarray, v: np.ndarray) -> None:
         """Store the step's new ``k, v (N, H, D)`` for one layer."""
@@ -130,18 +137,22 @@ class StepLayout:
 
     def attend(self, layer: int, q: np.ndarray, cache, workspace=None) -> np.ndarray:
         """Attention of every query ``q (N, H, D)`` over its request's context: ``(N, H, D)``.
-        ``workspace`` is scratch memory for the paged gather (see ``paged_decode_attention``)."""
-        out = np.empty_like(q)
-        if len(self.single) and self.tables is not None:
-            out[self.single] = paged_decode_attention(q[self.single], cache.k_pool[layer],
-                                                      cache.v_pool[layer], self.tables,
-                                                      self.context_lens, workspace=workspace)
-        elif len(self.single):
+        ``workspace`` is scratch memory for the paged gather (see ``gather_contexts``)."""
+        decodes = None                                                      # (B, H, D)
+        if self.context_slots is not None:
+            # Every layer gathers the same slots of its own pool: worked out once, in ``of``.
+            k, v = gather_contexts(cache.k_pool[layer], cache.v_pool[layer], self.context_slots,
+                                   workspace)                               # (B, L_max, H, D)
+            decodes = decode_attention(q[self.single], k, v, self.context_lens)
+        elif len(self.context_lens):
             contexts = [cache.read(layer, rid) for rid in self.single_ids]
-            out[self.single] = decode_attention(q[self.single],
-                                                pad_contexts([k for k, _ in contexts]),
-                                                pad_contexts([v for _, v in contexts]),
-                                                self.context_lens)
+            decodes = decode_attention(q[self.single], pad_contexts([k for k, _ in contexts]),
+                                       pad_contexts([v for _, v in contexts]), self.context_lens)
+        if isinstance(self.single, slice):              # a decode-only step: nothing to place
+            return decodes
+        out = np.empty_like(q)
+        if decodes is not None:
+            out[self.single] = decodes
         for seg in self.chunks:
             rows = slice(seg.offset, seg.offset + seg.length)
             k_ctx, v_ctx = cache.read(layer, seg.req_id)
@@ -160,11 +171,19 @@ class TinyLLM:
     ``weights`` maps the names of :meth:`weight_arrays` to arrays of the right shapes (they are
     cast to ``dtype``); ``tokenizer`` (optional) turns text into this model's ids and back.
     The defaults run a chapter in seconds.
+
+    ``dtype`` is np.float64 (default) or np.float32, the dtypes in which a batched run gives
+    every request exactly the tokens of :meth:`generate`. np.float16 breaks that guarantee and
+    is refused unless ``allow_batch_variance=True`` (the documented opt-in, to show the effect);
+    an integer dtype is refused.
     """
 
     def __init__(self, seed: int = 0, vocab_size: int = 128, d_model: int = 64, n_layers: int = 2,
                  n_heads: int = 4, max_seq_len: int = 512, dtype=np.float64, *,
-                 weights: Mapping[str, np.ndarray] | None = None, tokenizer=None):
+                 weights: Mapping[str, np.ndarray] | None = None, tokenizer=None,
+                 allow_batch_variance: bool = False):
+        from .._validate import model_dtype     # float16 is refused: see model_dtype
+        dtype = model_dtype(dtype, allow_batch_variance=allow_batch_variance)
         self.seed = non_negative_int("seed", seed)
         self.vocab_size = positive_int("vocab_size", vocab_size)
         self.d_model = positive_int("d_model", d_model)
@@ -246,14 +265,19 @@ class TinyLLM:
                        for i in range(self.n_layers)]
 
     @classmethod
-    def pretrained(cls, dtype=np.float64) -> "TinyLLM":
+    def pretrained(cls, dtype=np.float64, *, model_dir: Path = MODEL_DIR) -> "TinyLLM":
         """The model trained on the course's English corpus, with its ``tokenizer``.
 
         Loads the weights shipped in ``cblab_src/data/tiny_llm/`` (see
-        :mod:`cblab_src.model.pretrained` for how they were trained and what they score).
+        :mod:`cblab_src.model.pretrained` for how they were trained and what they score), or
+        those of another ``model_dir`` holding the same two files (see
+        :mod:`cblab_src.model.checkpoint`).
         """
-        from .pretrained import load_pretrained    # pretrained imports this module
-        return load_pretrained(dtype)
+        card = ModelCard.load(Path(model_dir) / "card.json")
+        model = cls(seed=card.training.seed, dtype=dtype, weights=read_weights(model_dir),
+                    tokenizer=CharTokenizer(), **asdict(card.config))
+        model.weights_source = "pretrained"
+        return model
 
     def __repr__(self) -> str:
         shape = (f"vocab_size={self.vocab_size}, d_model={self.d_model}, "
@@ -337,15 +361,15 @@ class TinyLLM:
                     cache.write(li, seg.req_id, seg.start_pos, k[rows], v[rows])
                 contexts = [cache.read(li, seg.req_id) for seg in batch.segments]
                 attn = segmented_attention(q, batch.cu_seqlens, contexts, attend)
-            x = self.finish_layer(layer, x, attn.reshape(batch.num_tokens, -1))
+            x = self.finish_layer(layer, x, attn.reshape(x.shape[0], -1))
         last = [s.offset + s.length - 1 for s in batch.segments if s.samples]
         return self.lm_head(x[last])
 
     def _workspace(self, layout: StepLayout | None, cache) -> np.ndarray | None:
         """Scratch memory for a paged step's decode gather, kept and grown across steps."""
-        if layout is None or layout.tables is None or not len(layout.single):
+        if layout is None or layout.context_slots is None:
             return None
-        size = decode_workspace_size(len(layout.single), int(layout.context_lens.max()),
+        size = decode_workspace_size(*layout.context_slots.shape,
                                      self.n_heads, self.head_dim)
         scratch = getattr(self, "_scratch", None)
         if scratch is None or scratch.size < size or scratch.dtype != self.dtype:
@@ -362,6 +386,8 @@ class TinyLLM:
         and ``logits_processors`` work as they do for a scheduled request, so a sampled request
         can be compared with itself alone. Stops early on the EOS token.
         """
+        from .sampling import check_logits_processors
+        logits_processors = check_logits_processors(logits_processors)   # before any forward
         tokens = list(self.check_tokens("prompt", prompt))
         n = non_negative_int("max_new_tokens", max_new_tokens)
         params = GREEDY if sampling is None else sampling
@@ -380,3 +406,14 @@ class TinyLLM:
     def check_tokens(self, name: str, tokens: Sequence[int]) -> tuple[int, ...]:
         """Validate token ids against this model's vocabulary."""
         return token_ids(name, tokens, vocab_size=self.vocab_size)
+
+    def check_request(self, req) -> None:
+        """Refuse a request this model cannot run: unknown token ids, or a prompt plus its
+        output longer than ``max_seq_len`` (the scheduler asks before queueing it)."""
+        self.check_tokens("prompt", req.prompt)
+        if req.prompt_len > self.max_seq_len:
+            raise ValueError(f"prompt length {req.prompt_len} exceeds the model's "
+                             f"max_seq_len {self.max_seq_len}")
+        if req.max_kv_tokens > self.max_seq_len:
+            raise ValueError(f"max_new_tokens {req.max_new_tokens} with prompt length "
+                             f"{req.prompt_len} exceeds the model's max_seq_len {self.max_seq_len}")

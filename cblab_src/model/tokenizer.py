@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .._validate import token_ids
 
 ALPHABET = "\n" + "".join(chr(c) for c in range(32, 127))
@@ -55,6 +57,13 @@ class CharTokenizer:
     _ids: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.alphabet, str):
+            raise TypeError(f"alphabet must be a str, got {self.alphabet!r}")
+        if not isinstance(self.eos_id, int) or isinstance(self.eos_id, bool):
+            raise TypeError(f"eos_id must be an int, got {self.eos_id!r}")
+        if self.eos_id != EOS_ID:                  # characters take ids 1 .. len(alphabet)
+            raise ValueError(f"eos_id must be {EOS_ID} (characters have ids 1 and up), got "
+                             f"{self.eos_id!r}")
         if len(set(self.alphabet)) != len(self.alphabet) or not self.alphabet:
             raise ValueError(f"alphabet must be non-empty with no repeated character, "
                              f"got {self.alphabet!r}")
@@ -82,7 +91,8 @@ class CharTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``. EOS marks where a sequence ends and writes nothing, so
         ``decode(completion)`` of a request that stopped on EOS is just its words."""
-        if len(ids) == 0:
+        if isinstance(ids, (Sequence, np.ndarray)) and not isinstance(ids, (str, bytes)) \
+                and len(ids) == 0:
             return ""
-        checked = token_ids("ids", ids, vocab_size=self.vocab_size)
+        checked = token_ids("ids", ids, vocab_size=self.vocab_size)   # a set is refused too
         return "".join(self.alphabet[i - 1] for i in checked if i != self.eos_id)

@@ -6,9 +6,9 @@ import logging
 
 import numpy as np
 
+from ..core.hooks import SchedulerPlugin
 from ..model.sampling import LogitsProcessor
 from ..monitoring.metrics import MetricsCollector
-from .base import SchedulerPlugin
 
 
 def format_step(stats) -> str:

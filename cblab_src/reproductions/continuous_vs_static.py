@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._math import ceil_div
 from ..baselines import simulate_static
 from ..costmodel import DEFAULT_COST_MODEL, CostModel
 from ..timing import simulate_timed
@@ -78,7 +79,9 @@ class BatchingResult:
 
     def figure(self):
         from ..viz.reproductions import plot_continuous_vs_static
-        return plot_continuous_vs_static(self)
+        servers = ("continuous", "paged")
+        return plot_continuous_vs_static(self, {s: ANYSCALE_CLAIMS[s].value for s in servers},
+                                         {s: paper_gain(s) for s in servers})
 
 
 def paper_gain(server: str) -> float:
@@ -107,7 +110,7 @@ def continuous_vs_static(*, caps=ANYSCALE_CAPS, batch_sizes=ANYSCALE_STATIC_BATC
         w = synthetic_workload(n, anyscale_shape(cap), seed=seed)
         static = simulate_static(w, cost_model, batch_size=batch).summary()
         cont = simulate_timed(w, cost_model, max_num_seqs=batch, **knobs).summary()
-        pool = -(-batch * (512 + cap) // block_size)
+        pool = ceil_div(batch * (512 + cap), block_size)
         paged_run = simulate_timed(w, cost_model, num_blocks=pool, **knobs)
         paged = paged_run.summary()
         decodes = [len(s.decode_ids) for s in paged_run.history if s.decode_ids]

@@ -77,7 +77,7 @@ class KVWasteResult:
 
     def figure(self):
         from ..viz.reproductions import plot_kv_waste
-        return plot_kv_waste(self)
+        return plot_kv_waste(self, VLLM_FIG2)
 
 
 def kv_memory_waste(*, num_requests: int = 2000, shape: WorkloadShape = SHAREGPT,

@@ -23,7 +23,6 @@ ANYSCALE_SETUP = ("OPT-13B on one A100-40GB; 1000 prompts of 512 tokens; output 
                   "EOS ignored; all requests at once; throughput = (prompt + output) tokens/s")
 VLLM = "vLLM: Kwon et al., Efficient Memory Management for LLM Serving with PagedAttention, SOSP'23"
 SARATHI = "Sarathi-Serve: Agrawal et al., Taming Throughput-Latency Tradeoff in LLM Inference, OSDI'24"
-ORCA = "Orca: Yu et al., A Distributed Serving System for Transformer-Based Generative Models, OSDI'22"
 
 # ---------------------------------------------------------------- continuous vs static batching
 ANYSCALE_CAPS = (32, 128, 512, 1536)
@@ -40,8 +39,6 @@ ANYSCALE_CLAIMS = {
     "naive_static_1536": Reported(81.0, "tokens/s", "naive static batching at output cap 1536",
                                   ANYSCALE),
 }
-ORCA_CLAIM = Reported(36.9, "x", "throughput of iteration-level scheduling over "
-                      "FasterTransformer at the same latency, GPT-3 175B", ORCA)
 
 # ---------------------------------------------------------------- KV memory waste (vLLM Fig. 2)
 # Average share of KV-cache memory during the experiment of §6.2 (OPT-13B, ShareGPT), in %.
@@ -55,8 +52,6 @@ VLLM_FIG2_SOURCE = VLLM + ", Fig. 2 (block size 16)"
 # Fig. 13a: average requests batched at once serving OPT-13B on ShareGPT at 2 req/s.
 VLLM_FIG13_BATCHED = {"max": 7.00, "pow2": 9.81, "oracle": 13.62, "paged": 30.42}
 VLLM_KV_SLOTS_OPT13B = 15_700   # Table 1: KV-cache slots of OPT-13B on one A100-40GB
-VLLM_SHAREGPT_MEANS = Reported(161.31, "tokens", "ShareGPT mean input (mean output 337.99)",
-                               VLLM + ", Fig. 11")
 VLLM_PAGED_WASTE = Reported(4.0, "%", "memory waste with paging: 'under 4%', only the last "
                             "block of each sequence", "vLLM blog (2023-06-20) and " + VLLM)
 VLLM_BLOCK_SIZES = "block sizes 16 to 128 perform best on ShareGPT; default 16 (§7.2, Fig. 18b)"

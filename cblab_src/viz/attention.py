@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import ConnectionPatch, Patch
 
+from .._math import ceil_div
 from .colors import EMPTY, request_color, rgba
 
 
@@ -42,7 +43,7 @@ def plot_gather(block_table: Sequence[int], context_len: int, block_size: int, n
     from block 5, 4-7 from block 1, 8-10 from block 6.
     """
     table = [int(b) for b in block_table]
-    assert len(table) == -(-context_len // block_size), (table, context_len, block_size)
+    assert len(table) == ceil_div(context_len, block_size), (table, context_len, block_size)
     assert all(0 <= b < num_blocks for b in table) and len(set(table)) == len(table), table
     logical_of = {b: i for i, b in enumerate(table)}
 

@@ -15,6 +15,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .._math import ceil_div
+
 
 def render_rgba(fig: Figure, dpi: int = 80) -> np.ndarray:
     """Rasterise ``fig`` at ``dpi``: a ``(height, width, 4)`` uint8 array."""
@@ -38,7 +40,7 @@ def side_by_side(figures: Sequence[Figure], labels: Sequence[str], *, ncols: int
                          f"{len(figures)} and {len(labels)}")
     images = [render_rgba(f, dpi) for f in figures]        # each (h, w, 4)
     ncols = len(images) if ncols is None else max(1, min(int(ncols), len(images)))
-    nrows = -(-len(images) // ncols)
+    nrows = ceil_div(len(images), ncols)
     caption = 0.3                                         # inches below each panel
     # Each column as wide as its widest panel, each row as tall as its tallest (inches).
     col_w = [max(im.shape[1] for im in images[c::ncols]) / dpi for c in range(ncols)]

@@ -12,10 +12,11 @@ from .colors import CACHED, EMPTY, request_color, rgba
 
 
 def plot_block_pool(snapshot, *, max_cols: int | None = None) -> Figure:
-    """Heatmap of a :class:`~cblab_src.simulate.PoolSnapshot`: one row per block, one column
-    per slot. Filled slots take the owner's colour, empty slots of a used block a light tint of
-    it (internal fragmentation), free blocks stay light grey; blocks kept only for prefix reuse are
-    mid grey, and a block shared by several requests is labelled with its reference count."""
+    """Heatmap of a :class:`~cblab_src.monitoring.pool_snapshot.PoolSnapshot`: one row per
+    block, one column per slot. Filled slots take the owner's colour, empty slots of a used block
+    a light tint of it (internal fragmentation), free blocks stay light grey; blocks kept only
+    for prefix reuse are mid grey, and a block shared by several requests is labelled with its
+    reference count."""
     owners, fill = snapshot.owners, snapshot.fill
     num_blocks, block_size = fill.shape
     image = np.empty((num_blocks, block_size, 4))

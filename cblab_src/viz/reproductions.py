@@ -1,7 +1,13 @@
 """Figures of the four reproductions (:mod:`cblab_src.reproductions`): ours drawn as lines and
-bars, the papers' numbers as black markers or dashed lines, labelled with their source."""
+bars, the papers' numbers as black markers or dashed lines, labelled with their source.
+
+Each function takes a result object and, where the figure shows them, the papers' numbers as
+plain values: figures import no experiment code (the results' ``.figure()`` passes them in from
+:mod:`cblab_src.reproductions.papers`)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -26,13 +32,12 @@ def _log2_budget_axis(ax, values) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
-def plot_continuous_vs_static(result) -> Figure:
+def plot_continuous_vs_static(result, vs_naive: Mapping[str, float],
+                              vs_optimized: Mapping[str, float]) -> Figure:
     """Left: throughput ((prompt + output) tokens/s, log scale) of static, continuous and
     continuous + paged batching against the output cap. Right: their gain over static, with
-    Anyscale's best-case gains (over naive static batching, and over FasterTransformer)."""
-    from ..reproductions.papers import ANYSCALE_CLAIMS
-    from ..reproductions.continuous_vs_static import paper_gain
-
+    Anyscale's best-case gains of ``"continuous"`` and ``"paged"`` over naive static batching
+    (``vs_naive``) and over FasterTransformer (``vs_optimized``)."""
     rows = result.rows
     x = np.arange(len(rows))
     labels = [str(r.cap) for r in rows]
@@ -52,12 +57,14 @@ def plot_continuous_vs_static(result) -> Figure:
                    color=SERIES_COLORS[i], label=label.split(",")[0] + " (ours)")
     last = x[-1]
     for key, dx in (("continuous", -0.08), ("paged", 0.08)):
-        right.scatter([last + dx], [ANYSCALE_CLAIMS[key].value], marker="x", color=PAPER, zorder=3)
-        right.scatter([last + dx], [paper_gain(key)], marker="D", facecolor="none",
+        right.scatter([last + dx], [vs_naive[key]], marker="x", color=PAPER, zorder=3)
+        right.scatter([last + dx], [vs_optimized[key]], marker="D", facecolor="none",
                       edgecolor=PAPER, zorder=3)
-    right.scatter([], [], marker="x", color=PAPER, label="Anyscale, vs naive static (8x, 23x)")
+    right.scatter([], [], marker="x", color=PAPER, label="Anyscale, vs naive static "
+                  f"({vs_naive['continuous']:g}x, {vs_naive['paged']:g}x)")
     right.scatter([], [], marker="D", facecolor="none", edgecolor=PAPER,
-                  label="Anyscale, vs FasterTransformer (2x, 5.75x)")
+                  label="Anyscale, vs FasterTransformer "
+                        f"({vs_optimized['continuous']:g}x, {vs_optimized['paged']:g}x)")
     right.axhline(1.0, color="0.6", lw=0.8)
     _log_y(right)
     right.set_ylim(0.8, 40)
@@ -70,12 +77,15 @@ def plot_continuous_vs_static(result) -> Figure:
     return fig
 
 
-def plot_kv_waste(result) -> Figure:
+def plot_kv_waste(result, vllm_fig2: Mapping[str, Mapping[str, float]]) -> Figure:
     """Left: what reserved KV memory holds, ours (solid) beside vLLM's Fig. 2 (hatched, with
-    its external fragmentation), per scheme. Right: paging's waste against block size."""
+    its external fragmentation), per scheme. Right: paging's waste against block size.
+
+    ``vllm_fig2`` maps each scheme (``"max"``, ``"pow2"``, ``"oracle"``, ``"paged"``) to the
+    paper's shares in %: ``token_states``, ``reservation``, ``internal_frag``, ``external_frag``.
+    """
     parts = [("token_states", "token states", "#2ca02c"), ("reservation", "reservation", "#ff7f0e"),
              ("internal_frag", "internal frag.", "#d62728")]
-    from ..reproductions.papers import VLLM_FIG2
     fig = Figure(figsize=(9.5, 3.3), layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=(1.3, 1))
     rows = result.schemes
@@ -86,13 +96,13 @@ def plot_kv_waste(result) -> Figure:
             if source == "ours":
                 h = np.array([getattr(r, key) for r in rows])
             else:
-                h = np.array([VLLM_FIG2[r.scheme][key] for r in rows])
+                h = np.array([vllm_fig2[r.scheme][key] for r in rows])
             left.bar(x + offset, h, 0.36, bottom=bottom, color=color,
                      hatch="//" if source == "paper" else None, edgecolor="white", lw=0,
                      label=label if source == "ours" else None)
             bottom += h
         if source == "paper":
-            ext = np.array([VLLM_FIG2[r.scheme]["external_frag"] for r in rows])
+            ext = np.array([vllm_fig2[r.scheme]["external_frag"] for r in rows])
             left.bar(x + offset, ext, 0.36, bottom=bottom, color="0.75", hatch="//",
                      edgecolor="white", lw=0, label="external frag. (paper only)")
     left.set_xticks(x, [f"{r.label.split(' b=')[0]}\nours | paper" for r in rows], fontsize=7)
@@ -105,7 +115,7 @@ def plot_kv_waste(result) -> Figure:
     right.plot(b, [r.internal_frag for r in sweep], marker="o", color=SERIES_COLORS[0],
                label="paged, ours")
     right.axhline(4.0, color=PAPER, ls="--", lw=1, label="vLLM: waste under 4%")
-    right.scatter([16], [100 - VLLM_FIG2["paged"]["token_states"]], marker="x", color=PAPER,
+    right.scatter([16], [100 - vllm_fig2["paged"]["token_states"]], marker="x", color=PAPER,
                   zorder=3, label="vLLM Fig. 2 (block 16)")
     _log2_budget_axis(right, b)
     right.set_xlabel("block size (tokens)")

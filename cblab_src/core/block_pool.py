@@ -1,0 +1,239 @@
+"""The block pool: which KV blocks are free, who owns each one, which hold a reusable prefix.
+
+Accounting only, block ids and no tensors (:mod:`cblab_src.core.kv_cache` keeps the block
+tables and the keys and values). A block is in exactly one state:
+
+* **free** — holds nothing; on the free list, lowest id handed out first (so figures of the
+  pool are easy to read);
+* **used** — reference count >= 1: owned by that many live requests (more than one only when
+  prefix caching shares it);
+* **cached** — reference count 0, but it holds a full block of tokens a later request may
+  reuse; kept in least-recently-used order and evicted only when an allocation finds no free
+  block.
+
+**The prefix table.** A full block is named by a chained hash, ``hash_block(parent_hash,
+tokens)``: its tokens and, through its parent's name, every token before them. The table maps
+a name to the exact key ``(parent_hash, tokens)`` and the block holding it: one block of
+tokens per entry, never the whole prefix.
+
+**A collision never reuses a wrong block.** vLLM trusts the chained hash (optionally SHA-256,
+where a collision is astronomically unlikely); Python's 64-bit ``hash`` is not collision
+resistant and the tests force collisions on purpose, so we make every hit exact, in O(1) per
+block. A lookup compares the key, so the block's own tokens are right. And a name stands for
+one key as long as anything refers to it: a second key with a taken name is not cached (nor
+is anything after it), and an entry stays, even once its block is evicted, while a child
+entry or a running request still chains from it. A parent's name thus never changes meaning
+under its children, and by induction from the first block a hit holds exactly the prefix
+asked for.
+
+With ``num_blocks=None`` the pool is unbounded: it doubles whenever it runs out.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .._validate import positive_int
+
+
+def hash_block(parent_hash: int | None, tokens: tuple[int, ...]) -> int:
+    """Chained name of a full block: its ``tokens`` and, through ``parent_hash`` (the name of
+    the block before it; ``None`` for a first block), every token before them."""
+    return hash((parent_hash, tokens))
+
+
+@dataclass(frozen=True)
+class PrefixMatch:
+    """The cached blocks holding a prompt's leading full blocks, as
+    :meth:`~cblab_src.core.kv_cache.KVCache.match_prefix` finds them. Valid until the pool
+    next changes: admit right after matching."""
+
+    blocks: tuple[int, ...] = ()    # block ids, in prompt order
+    hashes: tuple[int, ...] = ()    # their names in the prefix table
+    num_tokens: int = 0             # tokens they hold: the prefill a request skips
+
+
+NO_MATCH = PrefixMatch()
+
+
+@dataclass
+class _Entry:
+    """One full block in the prefix table."""
+
+    key: tuple                  # (parent_hash, tokens), compared on every lookup
+    block: int | None = None    # the block holding it; None once evicted
+    children: int = 0           # entries and running requests chaining from this one
+
+
+class BlockPool:
+    """Block ids ``0 .. num_blocks-1`` with reference counts, a prefix table and an LRU of
+    cached blocks."""
+
+    INITIAL_BLOCKS = 8  # starting size of an unbounded pool
+
+    def __init__(self, num_blocks: int | None):
+        self.bounded = num_blocks is not None
+        self.num_blocks = positive_int("num_blocks", num_blocks) if self.bounded else self.INITIAL_BLOCKS
+        self.ref_counts = [0] * self.num_blocks             # live owners of each block
+        self._free = list(range(self.num_blocks))           # a heap: lowest id first
+        self._lru: OrderedDict[int, None] = OrderedDict()   # cached blocks, oldest use first
+        self._table: dict[int, _Entry] = {}                 # block name -> entry
+        self._hash_of: dict[int, int] = {}                  # block id -> name of its entry
+        self.num_evictions = 0                              # cached blocks taken back
+        self.num_shared = 0                                 # blocks with reference count > 1
+
+    @property
+    def num_free(self) -> int:
+        return len(self._free)
+
+    @property
+    def num_cached(self) -> int:
+        return len(self._lru)
+
+    @property
+    def num_used(self) -> int:
+        return self.num_blocks - self.num_free - self.num_cached
+
+    @property
+    def num_available(self) -> int:
+        """Blocks an allocation can take now (free, then cached by eviction)."""
+        return self.num_free + self.num_cached
+
+    @property
+    def cached_blocks(self) -> list[int]:
+        """The ownerless blocks kept for reuse, least recently used (next evicted) first."""
+        return list(self._lru)
+
+    # ------------------------------------------------------------------ owners
+    def can_allocate(self, n: int) -> bool:
+        """Whether ``n`` blocks can be taken now (an unbounded pool grows, so always)."""
+        return not self.bounded or n <= self.num_available
+
+    def allocate(self) -> int:
+        """Hand out a block with reference count 1: a free one, else evict the LRU cached one."""
+        if not self._free and self._lru:
+            block, _ = self._lru.popitem(last=False)
+            self._forget(block)
+            self.num_evictions += 1
+        else:
+            if not self._free:
+                assert not self.bounded, "allocation from an exhausted bounded pool"
+                self._grow()
+            block = heapq.heappop(self._free)
+        self.ref_counts[block] = 1
+        return block
+
+    def retain(self, block: int) -> None:
+        """One more owner for a block found in the prefix table."""
+        if self.ref_counts[block] == 0:
+            del self._lru[block]
+        self.ref_counts[block] += 1
+        self.num_shared += self.ref_counts[block] == 2
+
+    def release(self, block: int) -> None:
+        """One owner fewer; an ownerless block is kept as cached if it holds a table entry."""
+        assert self.ref_counts[block] > 0, f"block {block} released more often than owned"
+        self.ref_counts[block] -= 1
+        self.num_shared -= self.ref_counts[block] == 1
+        if self.ref_counts[block] == 0:
+            if block in self._hash_of:
+                self._lru[block] = None                 # most recently used goes last
+            else:
+                heapq.heappush(self._free, block)
+
+    # ------------------------------------------------------------------ the prefix table
+    def lookup(self, parent_hash: int | None, tokens: tuple[int, ...]) -> int | None:
+        """The block holding ``tokens`` right after the prefix ``parent_hash`` names, else None."""
+        entry = self._table.get(hash_block(parent_hash, tokens))
+        if entry is None or entry.key != (parent_hash, tokens):
+            return None                     # a miss, or a hash collision
+        return entry.block                  # None if evicted (kept for its children)
+
+    def match(self, chunks: Iterable[tuple[int, ...]]) -> PrefixMatch:
+        """The blocks holding the leading ``chunks`` (full blocks of tokens), to the first miss."""
+        blocks, hashes, parent, num_tokens = [], [], None, 0
+        for tokens in chunks:
+            block = self.lookup(parent, tokens)
+            if block is None:
+                break
+            parent = self._hash_of[block]
+            blocks.append(block)
+            hashes.append(parent)
+            num_tokens += len(tokens)
+        return PrefixMatch(tuple(blocks), tuple(hashes), num_tokens)
+
+    def register(self, block: int, parent_hash: int | None, tokens: tuple[int, ...]) -> int | None:
+        """Offer ``block``, full with ``tokens`` right after the prefix ``parent_hash`` names.
+
+        Returns the block's name, to chain the next block from; ``None`` if that name belongs
+        to another key (a collision): then neither this block nor any after it is cached. The
+        first block to hold a prefix keeps it; a copy computed alongside is freed on release.
+        """
+        block_hash = hash_block(parent_hash, tokens)
+        entry = self._table.get(block_hash)
+        if entry is None:
+            entry = self._table[block_hash] = _Entry((parent_hash, tokens))
+            if parent_hash is not None:
+                self._table[parent_hash].children += 1
+        elif entry.key != (parent_hash, tokens):
+            return None
+        if entry.block is None:
+            assert block not in self._hash_of, f"block {block} already holds another prefix"
+            entry.block = block
+            self._hash_of[block] = block_hash
+        return block_hash
+
+    def pin(self, block_hash: int | None) -> None:
+        """A running request will chain its next full block from ``block_hash``: keep that
+        entry (not its block) in the table until :meth:`unpin`."""
+        if block_hash is not None:
+            self._table[block_hash].children += 1
+
+    def unpin(self, block_hash: int | None) -> None:
+        """The request chaining from ``block_hash`` moved on, finished or was preempted."""
+        if block_hash is not None:
+            self._table[block_hash].children -= 1
+            self._prune(block_hash)
+
+    def hash_of(self, block: int) -> int | None:
+        """The name of the entry ``block`` holds, ``None`` if it holds none."""
+        return self._hash_of.get(block)
+
+    def is_cached_content(self, block: int) -> bool:
+        """Whether ``block`` holds a prefix-table entry (owned or not)."""
+        return block in self._hash_of
+
+    def _forget(self, block: int) -> None:
+        block_hash = self._hash_of.pop(block)
+        self._table[block_hash].block = None
+        self._prune(block_hash)
+
+    def _prune(self, block_hash: int) -> None:
+        # Drop an entry nothing holds or chains from; that may leave its parent unused too.
+        entry = self._table[block_hash]
+        while entry.block is None and not entry.children:
+            del self._table[block_hash]
+            block_hash = entry.key[0]
+            if block_hash is None:
+                return
+            entry = self._table[block_hash]
+            entry.children -= 1
+
+    def _grow(self) -> None:
+        old = self.num_blocks
+        self.num_blocks *= 2
+        self.ref_counts.extend([0] * (self.num_blocks - old))
+        for b in range(old, self.num_blocks):
+            heapq.heappush(self._free, b)
+
+
+def as_match(match) -> PrefixMatch:
+    """``match`` checked (``None``: no match)."""
+    if match is None:
+        return NO_MATCH
+    if not isinstance(match, PrefixMatch):
+        raise TypeError(f"match must be a PrefixMatch from match_prefix(tokens), got {match!r}")
+    return match

@@ -1,0 +1,201 @@
+"""The paged layout: one shared pool of KV blocks per layer and a block table per request.
+
+The bookkeeping of blocks (free list, reference counts, prefix table, LRU) is the
+:class:`~cblab_src.core.block_pool.BlockPool`'s; this file maps tokens to slots and stores
+their K/V. See :mod:`cblab_src.core.kv_cache` for the operations every layout offers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+from .._math import ceil_div
+from .._validate import positive_int
+from ..attention.paged_attention import gather_kv, slot_indices
+from .block_pool import NO_MATCH, BlockPool, PrefixMatch, as_match
+from .kv_cache import KVCache, KVUsage
+
+
+class PagedKVCache(KVCache):
+    """One shared pool per layer of ``num_blocks x block_size`` slots and a block table per request.
+
+    A request's tokens live in the blocks its table lists; block ``table[p // block_size]`` holds
+    token ``p``. Blocks are allocated when a token needs one and return to the pool the moment
+    the request finishes (or is preempted), so the only waste is the unfilled tail of each
+    request's last block. ``num_blocks=None`` makes the pool grow to fit the workload. Which
+    block is free, used or cached is the :class:`~cblab_src.core.block_pool.BlockPool`'s
+    business (``block_pool``); this class keeps the block tables and the K/V stored in them.
+
+    With ``enable_prefix_caching`` every full block is remembered by a chained hash of its
+    prefix; a new request whose prompt starts with cached blocks shares them (reference counts)
+    instead of computing them again.
+    """
+
+    layout = "paged"
+
+    def __init__(self, block_size: int = 16, num_blocks: int | None = None, n_layers=None,
+                 n_heads=None, head_dim=None, dtype=np.float64, enable_prefix_caching: bool = False):
+        super().__init__(n_layers, n_heads, head_dim, dtype)
+        self.block_size = positive_int("block_size", block_size)
+        if not isinstance(enable_prefix_caching, bool):
+            raise TypeError(f"enable_prefix_caching must be a bool, got {enable_prefix_caching!r}")
+        self.enable_prefix_caching = enable_prefix_caching
+        self.block_pool = BlockPool(num_blocks)
+        self.block_tables: dict[Hashable, list[int]] = {}
+        # Per request: (its full blocks already in the prefix table, the last one's name), or
+        # None once a hash collision ended its chain.
+        self._chains: dict[Hashable, tuple[int, int | None] | None] = {}
+        self._num_table_blocks = 0                       # entries over all block tables
+        self.k_pool: list[np.ndarray] = []
+        self.v_pool: list[np.ndarray] = []
+        if self.has_storage:
+            shape = (self.num_blocks, self.block_size, self.n_heads, self.head_dim)
+            self.k_pool = [np.zeros(shape, self.dtype) for _ in range(self.n_layers)]
+            self.v_pool = [np.zeros(shape, self.dtype) for _ in range(self.n_layers)]
+
+    @property
+    def num_blocks(self) -> int:
+        return self.block_pool.num_blocks
+
+    @property
+    def is_bounded(self) -> bool:
+        return self.block_pool.bounded
+
+    @property
+    def num_available_blocks(self) -> int:
+        """Blocks an allocation can take now: free ones, then cached ones by eviction."""
+        return self.block_pool.num_available
+
+    @property
+    def allocator(self) -> BlockPool:
+        """Old name of :attr:`block_pool`, for callers not yet moved (tests/conftest.py...)."""
+        return self.block_pool
+
+    @property
+    def caches_prefixes(self) -> bool:
+        return self.enable_prefix_caching
+
+    def blocks_for(self, num_tokens: int) -> int:
+        """Blocks needed to hold ``num_tokens`` tokens: ``ceil(num_tokens / block_size)``."""
+        return ceil_div(num_tokens, self.block_size)
+
+    # ------------------------------------------------------------------ admission, prefix caching
+    def match_prefix(self, tokens: Sequence[int]) -> PrefixMatch:
+        if not self.enable_prefix_caching:
+            return NO_MATCH
+        # Full blocks only, and never the last token: its logits give the next token.
+        bs = self.block_size
+        return self.block_pool.match(tuple(tokens[i * bs:(i + 1) * bs])
+                                     for i in range((len(tokens) - 1) // bs))
+
+    def can_admit(self, match: PrefixMatch, num_tokens: int, keep_free: int = 0) -> bool:
+        match, pool = as_match(match), self.block_pool
+        # Retaining a cached (ownerless) hit takes it out of the available pool, too.
+        retained = sum(pool.ref_counts[b] == 0 for b in match.blocks)
+        return pool.can_allocate(retained + self.blocks_for(num_tokens) - len(match.blocks)
+                                 + keep_free)
+
+    def admit(self, req_id, match=None):
+        super().admit(req_id, match)
+        match = NO_MATCH if match is None else match
+        for block, block_hash in zip(match.blocks, match.hashes):
+            assert self.block_pool.hash_of(block) == block_hash, \
+                "stale PrefixMatch: admit right after match_prefix"
+            self.block_pool.retain(block)
+        self.block_tables[req_id] = list(match.blocks)
+        self._num_table_blocks += len(match.blocks)
+        last = match.hashes[-1] if match.hashes else None
+        self._chains[req_id] = (len(match.blocks), last)
+        self.block_pool.pin(last)                        # its next full block chains from it
+        self._grow(req_id, match.num_tokens)
+        return match.num_tokens
+
+    def cache_full_blocks(self, req_id, tokens):
+        chain = self._chains[req_id] if self.enable_prefix_caching else None
+        if chain is None:
+            return
+        (done, parent), bs, pool = chain, self.block_size, self.block_pool
+        full = self._lengths[req_id] // bs
+        for i in range(done, full):
+            block_hash = pool.register(self.block_tables[req_id][i], parent,
+                                       tuple(tokens[i * bs:(i + 1) * bs]))
+            pool.pin(block_hash)
+            pool.unpin(parent)
+            if block_hash is None:          # a collision: no block after it can be cached
+                self._chains[req_id] = None
+                return
+            parent = block_hash
+        self._chains[req_id] = (full, parent)
+
+    # ------------------------------------------------------------------ growth and storage
+    def blocks_to_extend(self, req_id: Hashable, n: int) -> int:
+        """New blocks the request needs to grow by ``n`` tokens (<= 0: its last block has room)."""
+        return ceil_div(self._lengths[req_id] + n, self.block_size) - len(self.block_tables[req_id])
+
+    def can_extend(self, req_id, n):
+        # (performance: this runs for every token of every step, so blocks_to_extend is inlined)
+        need = ceil_div(self._lengths[req_id] + n, self.block_size) - len(self.block_tables[req_id])
+        return need <= 0 or self.block_pool.can_allocate(need)
+
+    def extend(self, req_id, n):
+        # This runs once per token of every step: the common case (room in the last block)
+        # costs one division.
+        length = self._lengths[req_id] + n
+        table = self.block_tables[req_id]
+        need = ceil_div(length, self.block_size) - len(table)
+        if need > 0:
+            assert self.block_pool.can_allocate(need), f"no room to extend {req_id!r} by {n}"
+            table.extend(self.block_pool.allocate() for _ in range(need))
+            self._num_table_blocks += need
+            self._fit_storage()
+        self._lengths[req_id] = length
+        self._num_tokens += n
+
+    def write(self, layer, req_id, start, k, v):
+        self._require_storage()
+        assert start + k.shape[0] <= self._lengths[req_id]
+        blocks, offsets = slot_indices(self.block_tables[req_id], self.block_size,
+                                       start, start + k.shape[0])
+        self.k_pool[layer][blocks, offsets] = k
+        self.v_pool[layer][blocks, offsets] = v
+
+    def write_slots(self, layer: int, slots: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
+        """Store ``k, v (N, H, D)`` of a whole step at flat ``slots (N,)`` (see
+        :func:`~cblab_src.attention.paged_attention.slot_mapping`): one scatter per layer."""
+        self._require_storage()
+        self.k_pool[layer].reshape(-1, *k.shape[1:])[slots] = k
+        self.v_pool[layer].reshape(-1, *v.shape[1:])[slots] = v
+
+    def read(self, layer, req_id):
+        self._require_storage()
+        table, length = self.block_tables[req_id], self._lengths[req_id]
+        return gather_kv(self.k_pool[layer], table, length), gather_kv(self.v_pool[layer], table, length)
+
+    def free(self, req_id):
+        # Release the tail first, so the LRU evicts a prefix's last blocks before its first.
+        table = self.block_tables.pop(req_id)
+        for b in reversed(table):
+            self.block_pool.release(b)
+        self._num_table_blocks -= len(table)
+        chain = self._chains.pop(req_id)
+        if chain is not None:
+            self.block_pool.unpin(chain[1])
+        self._untrack(req_id)
+
+    def usage(self) -> KVUsage:
+        used_slots = self._num_table_blocks * self.block_size
+        pool = self.block_pool
+        return KVUsage(tokens=len(self), used_blocks=pool.num_used, free_blocks=pool.num_free,
+                       cached_blocks=pool.num_cached, total_blocks=self.num_blocks,
+                       wasted_slots=used_slots - len(self), shared_blocks=pool.num_shared)
+
+    def _fit_storage(self) -> None:
+        # An unbounded pool may have doubled: the storage follows it.
+        if not self.has_storage or self.k_pool[0].shape[0] == self.num_blocks:
+            return
+        extra = self.num_blocks - self.k_pool[0].shape[0]
+        pad = np.zeros((extra, *self.k_pool[0].shape[1:]), self.dtype)
+        self.k_pool = [np.concatenate([p, pad]) for p in self.k_pool]
+        self.v_pool = [np.concatenate([p, pad]) for p in self.v_pool]

@@ -1,0 +1,142 @@
+"""One step being scheduled: what a policy reads, and the two moves it can make.
+
+A :class:`~cblab_src.core.policies.Policy` fills a :class:`StepPlan` with
+``plan.schedule(r, n)`` and ``plan.admit(r, cap)``. Behind those two calls is the mechanism
+every policy shares: KV blocks are reserved as tokens are scheduled; when a request needs a
+block and none is available, the youngest running request (the last of ``running``) is
+preempted — its blocks freed, its tokens given back to the budget, and it goes to the front
+of the waiting queue to recompute later (as vLLM v1 does). Admission is first come, first
+served, so running requests are older than waiting ones and the oldest always progresses.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .config import SchedulerConfig
+from .kv_cache import KVCache
+from .request import Request, RequestState
+from .step_stats import Preemption
+
+
+@dataclass
+class SchedulerCounters:
+    """Running totals over the scheduler's life."""
+
+    preemptions: int = 0
+    recomputed_tokens: int = 0        # cached tokens thrown away by preemption
+    prompt_tokens: int = 0            # prompt tokens of requests admitted for the first time
+    cached_prompt_tokens: int = 0     # ... of which came from the prefix cache
+
+    @property
+    def prefix_hit_rate(self) -> float:
+        """Share of admitted prompt tokens whose prefill the prefix cache saved."""
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+
+class Scheduled(NamedTuple):
+    """One request's share of a step: ``num_tokens`` tokens from position ``start``."""
+
+    request: Request
+    start: int             # tokens of the request already cached when it was scheduled
+    num_tokens: int
+    is_decode: bool        # one token after a completed prefill (not a prefill chunk)
+    samples: bool          # the request's cache is complete after it: a token is sampled
+
+
+@dataclass(eq=False)
+class StepPlan:
+    """The work of step ``step_id`` as a policy builds it.
+
+    ``running`` (admitted, oldest first) and ``waiting`` (arrived, not admitted, front first)
+    are the scheduler's own queues: the moves below change them. ``items`` lists what was
+    scheduled (:class:`Scheduled`), in batch order.
+    """
+
+    config: SchedulerConfig
+    step_id: int
+    budget: int
+    running: list[Request]
+    waiting: deque[Request]
+    kv_cache: KVCache
+    counters: SchedulerCounters
+    items: list[Scheduled] = field(default_factory=list)
+    preemptions: list[Preemption] = field(default_factory=list)
+    cached_tokens: int = 0            # prompt tokens admitted this step from the prefix cache
+    cache_when_scheduled: bool = False  # prefix caching offers full blocks at once (vLLM)
+
+    @property
+    def preempted(self) -> bool:
+        """Whether this step has preempted anyone (memory is short)."""
+        return bool(self.preemptions)
+
+    def schedule(self, r: Request, n: int) -> bool:
+        """Give running request ``r`` ``n`` more tokens this step (``0 < n <= budget``).
+
+        Reserves their KV slots, preempting the youngest running requests while blocks are
+        short. Returns ``False`` if ``r`` itself had to be preempted (it is then waiting).
+        """
+        left = r.tokens_to_compute
+        assert 0 < n <= min(self.budget, left), (r, n, self.budget)
+        if not self._reserve(r, n):
+            return False
+        decode = r.state is RequestState.DECODE
+        self.items.append(Scheduled(r, r.num_computed_tokens, n, decode, n == left))
+        self.budget -= n
+        if self.cache_when_scheduled:
+            self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)
+        return True
+
+    def admit(self, r: Request, cap: int, *, reserve_all: bool = False) -> bool:
+        """Start ``r``, the head of the waiting queue, and schedule its first chunk:
+        ``min(cap, its tokens not in the prefix cache, budget)`` tokens.
+
+        It is admitted only if that chunk's blocks are available — or, with ``reserve_all``,
+        blocks for all its tokens (vLLM's ``scheduler_reserve_full_isl``) — keeping
+        ``watermark_blocks`` free while others run. Returns ``False``, changing nothing, if not.
+        """
+        assert self.waiting and r is self.waiting[0]
+        tokens = r.all_tokens
+        match = self.kv_cache.match_prefix(tokens)          # the prefix, matched once
+        n = min(cap, len(tokens) - match.num_tokens, self.budget)
+        need = len(tokens) if reserve_all else match.num_tokens + n
+        keep_free = self.config.watermark_blocks if self.running else 0
+        if not self.kv_cache.can_admit(match, need, keep_free):
+            return False
+        self.running.append(self.waiting.popleft())
+        hit = self.kv_cache.admit(r.req_id, match)
+        if r.admitted_step is None:
+            self.counters.prompt_tokens += r.prompt_len
+            self.counters.cached_prompt_tokens += hit
+        r.admit(hit, self.step_id)
+        self.cached_tokens += hit
+        return self.schedule(r, n)                          # its blocks were checked above
+
+    def _reserve(self, r: Request, n: int) -> bool:
+        cache = self.kv_cache
+        while not cache.can_extend(r.req_id, n):
+            victim = self.running[-1]                       # the youngest running request
+            self.preemptions.append(Preemption(
+                victim.req_id, r.req_id, cache.blocks_to_extend(r.req_id, n),
+                cache.num_available_blocks, victim.num_computed_tokens))
+            self._preempt(victim)
+            if victim is r:
+                return False
+        cache.extend(r.req_id, n)
+        return True
+
+    def _preempt(self, victim: Request) -> None:
+        """Free the victim's KV, give back the tokens it was given this step, requeue it."""
+        self.kv_cache.free(victim.req_id)
+        for i, item in enumerate(self.items):
+            if item.request is victim:
+                del self.items[i]
+                self.budget += item.num_tokens
+                break
+        self.running.pop()
+        self.waiting.appendleft(victim)                     # older than every waiting request
+        self.counters.preemptions += 1
+        self.counters.recomputed_tokens += victim.preempt(self.step_id)
+        assert victim.state is RequestState.WAITING
