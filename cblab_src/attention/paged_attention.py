@@ -93,8 +93,9 @@ def paged_decode_attention(q: np.ndarray, k_pool: np.ndarray, v_pool: np.ndarray
     ``workspace``, a flat array of at least :func:`decode_workspace_size` elements of the pool's
     dtype, is gathered into instead of fresh arrays: a caller running step after step reuses
     it (fresh multi-megabyte arrays cost the operating system's page faults every time).
-    A model step, whose layers all read the same slots, calls the three parts itself and works
-    out :func:`context_slots` once for all its layers.
+    A model step calls the three parts itself: :func:`context_slots` once (every layer reads
+    the same slots, each of its own pool), then :func:`gather_contexts` and
+    :func:`decode_attention` in each layer.
     """
     slots = context_slots(tables, context_lens, k_pool.shape[1])          # (B, L_max)
     k, v = gather_contexts(k_pool, v_pool, slots, workspace)              # (B, L_max, H, D)
