@@ -76,19 +76,17 @@ class StepPlan:
         """Give running request ``r`` ``n`` more tokens this step (``0 < n <= budget``).
 
         Reserves their KV slots, preempting the youngest running requests while blocks are
-        short (:meth:`_make_room`). Returns ``False`` if ``r`` itself had to be preempted (it is
-        then waiting).
+        short. Returns ``False`` if ``r`` itself had to be preempted (it is then waiting).
         """
-        assert 0 < n <= self.budget, (r, n, self.budget)
-        cache = self.kv_cache
-        if not cache.can_extend(r.req_id, n) and not self._make_room(r, n):
+        left = r.tokens_to_compute
+        assert 0 < n <= min(self.budget, left), (r, n, self.budget)
+        if not self._reserve(r, n):
             return False
-        cache.extend(r.req_id, n)
-        self.items.append(Scheduled(r, r.num_computed_tokens, n, r.state is RequestState.DECODE,
-                                    n == r.tokens_to_compute))
+        decode = r.state is RequestState.DECODE
+        self.items.append(Scheduled(r, r.num_computed_tokens, n, decode, n == left))
         self.budget -= n
         if self.cache_when_scheduled:
-            cache.cache_full_blocks(r.req_id, r.all_tokens)
+            self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)
         return True
 
     def admit(self, r: Request, cap: int, *, reserve_all: bool = False) -> bool:
@@ -116,9 +114,7 @@ class StepPlan:
         self.cached_tokens += hit
         return self.schedule(r, n)                          # its blocks were checked above
 
-    def _make_room(self, r: Request, n: int) -> bool:
-        """Preempt the youngest running requests until ``n`` more tokens of ``r`` fit; False
-        if ``r`` itself had to go."""
+    def _reserve(self, r: Request, n: int) -> bool:
         cache = self.kv_cache
         while not cache.can_extend(r.req_id, n):
             victim = self.running[-1]                       # the youngest running request
@@ -128,6 +124,7 @@ class StepPlan:
             self._preempt(victim)
             if victim is r:
                 return False
+        cache.extend(r.req_id, n)
         return True
 
     def _preempt(self, victim: Request) -> None:
