@@ -1,11 +1,13 @@
 """Give every chapter a first code cell that installs cblab_src where it is missing (Colab).
 
-Usage: python .ci/add_colab_cell.py [book/NN_name.ipynb ...]   (default: every chapter)
+Usage: REPO_URL=https://github.com/you/cblab python .ci/add_colab_cell.py [book/NN_name.ipynb ...]
+(default: every chapter; `make colab-cell REPO_URL=...` runs it)
 
 The cell is inserted before a chapter's first code cell, or updated in place if the chapter
-has it already (found by its first line), so running this twice changes nothing. It reads the
-repository URL and branch from _config.yml: a fork that changes `repository.url` runs this
-again, then re-executes the chapters (`make execute`).
+has it already (found by its first line), so running this twice changes nothing. It installs
+from ``REPO_URL`` (branch ``REPO_BRANCH``, default main). Without a ``REPO_URL`` the cell is
+removed: a course with no public home has nothing to install from, and no placeholder reaches
+a reader. Re-execute the chapters afterwards (`make execute`).
 
 The cell is tagged `remove-cell`, so the book does not show it; locally (and on Binder, where
 requirements.txt installs cblab_src) the import succeeds and the cell prints nothing.
@@ -13,11 +15,11 @@ requirements.txt installs cblab_src) the import succeeds and the cell prints not
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import nbformat
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "# Colab: install cblab_src if it is not importable"
@@ -58,14 +60,23 @@ def ensure_cell(path: Path, source: str) -> str:
     return action
 
 
+def remove_cell(path: Path) -> str:
+    """Take the install cell out of one notebook, if it has one."""
+    nb = nbformat.read(path, as_version=4)
+    kept = [c for c in nb.cells if not (c.cell_type == "code" and c.source.startswith(MARKER))]
+    if len(kept) == len(nb.cells):
+        return "absent"
+    nb.cells = kept
+    nbformat.write(nb, path)
+    return "removed"
+
+
 def main(argv: list[str]) -> int:
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    url = config["repository"]["url"].rstrip("/")
-    branch = config["repository"].get("branch", "main")
-    source = cell_source(url, branch)
+    url = os.environ.get("REPO_URL", "").strip().rstrip("/")
+    branch = os.environ.get("REPO_BRANCH", "").strip() or "main"
     paths = [Path(p) for p in argv] or sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
     for path in paths:
-        print(f"{path.name}: {ensure_cell(path, source)}")
+        print(f"{path.name}: {ensure_cell(path, cell_source(url, branch)) if url else remove_cell(path)}")
     return 0
 
 
