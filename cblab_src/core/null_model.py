@@ -28,8 +28,13 @@ class NullModel:
                              f"sampling without that EOS")
 
     def forward_step(self, batch, cache, attend=None) -> np.ndarray:
-        """``(S, 1)`` zero logits, one row per sampling segment: every argmax is token 0."""
-        return np.zeros((batch.num_samples, 1))
+        """The logits of :meth:`logits`, one row per sampling segment of ``batch``."""
+        return self.logits(batch.num_samples)
+
+    @staticmethod
+    def logits(num_samples: int) -> np.ndarray:
+        """``(num_samples, 1)`` zero logits: every argmax is token 0."""
+        return np.zeros((num_samples, 1))
 
     def __repr__(self) -> str:
         return "NullModel()"

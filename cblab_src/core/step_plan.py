@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from .config import SchedulerConfig
 from .kv_cache import KVCache
@@ -36,23 +35,17 @@ class SchedulerCounters:
         return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
-class Scheduled(NamedTuple):
-    """One request's share of a step: ``num_tokens`` tokens from position ``start``."""
-
-    request: Request
-    start: int             # tokens of the request already cached when it was scheduled
-    num_tokens: int
-    is_decode: bool        # one token after a completed prefill (not a prefill chunk)
-    samples: bool          # the request's cache is complete after it: a token is sampled
-
-
 @dataclass(eq=False)
 class StepPlan:
     """The work of step ``step_id`` as a policy builds it.
 
     ``running`` (admitted, oldest first) and ``waiting`` (arrived, not admitted, front first)
     are the scheduler's own queues: the moves below change them. ``items`` lists what was
-    scheduled (:class:`Scheduled`), in batch order.
+    scheduled, in batch order, one tuple per request: ``(request, start, num_tokens,
+    is_decode, samples)`` — ``start`` is how many of its tokens were cached when it was
+    scheduled, ``is_decode`` that it is one token after a completed prefill (not a chunk), and
+    ``samples`` that its cache is complete after this step, so a token is sampled.
+    (Plain tuples: a step makes one per running request.)
     """
 
     config: SchedulerConfig
@@ -62,10 +55,15 @@ class StepPlan:
     waiting: deque[Request]
     kv_cache: KVCache
     counters: SchedulerCounters
-    items: list[Scheduled] = field(default_factory=list)
+    items: list[tuple[Request, int, int, bool, bool]] = field(default_factory=list)
     preemptions: list[Preemption] = field(default_factory=list)
     cached_tokens: int = 0            # prompt tokens admitted this step from the prefix cache
     cache_when_scheduled: bool = False  # prefix caching offers full blocks at once (vLLM)
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens scheduled so far in this step."""
+        return self.config.max_tokens_per_step - self.budget
 
     @property
     def preempted(self) -> bool:
@@ -78,12 +76,14 @@ class StepPlan:
         Reserves their KV slots, preempting the youngest running requests while blocks are
         short. Returns ``False`` if ``r`` itself had to be preempted (it is then waiting).
         """
-        left = r.tokens_to_compute
-        assert 0 < n <= min(self.budget, left), (r, n, self.budget)
-        if not self._reserve(r, n):
+        assert 0 < n <= self.budget, (r, n, self.budget)
+        cache = self.kv_cache
+        if cache.can_extend(r.req_id, n):    # (performance: the common case, without a call)
+            cache.extend(r.req_id, n)
+        elif not self._reserve(r, n):
             return False
-        decode = r.state is RequestState.DECODE
-        self.items.append(Scheduled(r, r.num_computed_tokens, n, decode, n == left))
+        decode = r.state is RequestState.DECODE          # (a decode always samples)
+        self.items.append((r, r.num_computed_tokens, n, decode, decode or n == r.tokens_to_compute))
         self.budget -= n
         if self.cache_when_scheduled:
             self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)
@@ -130,10 +130,10 @@ class StepPlan:
     def _preempt(self, victim: Request) -> None:
         """Free the victim's KV, give back the tokens it was given this step, requeue it."""
         self.kv_cache.free(victim.req_id)
-        for i, item in enumerate(self.items):
-            if item.request is victim:
+        for i, (r, _, n, _, _) in enumerate(self.items):
+            if r is victim:
                 del self.items[i]
-                self.budget += item.num_tokens
+                self.budget += n
                 break
         self.running.pop()
         self.waiting.appendleft(victim)                     # older than every waiting request

@@ -18,151 +18,29 @@ Two ways to run it:
   weight is applied with ONE matmul over all tokens of the step: that is what makes batching
   pay off on real hardware. With a paged cache, the decode tokens' attention is batched too
   (one gather and one einsum for all of them), as a paged-attention kernel does.
+
+Its parts are in :mod:`cblab_src.model.layers` (weights, layer norm, GELU, position codes) and
+:mod:`cblab_src.model.step_layout` (how one step's tokens meet the KV cache, in every layer).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from .._validate import non_negative_int, positive_int, token_ids
 from ..attention.dense_attention import causal_mask, masked_attention
-from ..attention.paged_attention import (context_slots, decode_workspace_size,
-                                         gather_contexts, padded_block_tables, slot_mapping)
-from ..attention.ragged_attention import (AttentionFn, decode_attention, pad_contexts,
-                                          segmented_attention)
+from ..attention.paged_attention import decode_workspace_size
+from ..attention.ragged_attention import AttentionFn, segmented_attention
 from .checkpoint import MODEL_DIR, ModelCard, read_weights
+from .layers import (LAYER_WEIGHT_NAMES, WEIGHT_NAMES, LayerWeights, PrefillOutput, gelu,
+                     layer_norm, sinusoidal_positions)
 from .sampling import GREEDY, SamplingParams, apply_logits_processors, sample_token
+from .step_layout import StepLayout
 from .tokenizer import CharTokenizer
-
-
-@dataclass(frozen=True)
-class LayerWeights:
-    """One decoder layer's parameters (``d`` = d_model, ``f`` = 4 d)."""
-
-    ln1_gain: np.ndarray   # (d,)
-    ln1_bias: np.ndarray   # (d,)
-    w_qkv: np.ndarray      # (d, 3d): queries, keys and values in one matmul
-    w_out: np.ndarray      # (d, d)
-    ln2_gain: np.ndarray   # (d,)
-    ln2_bias: np.ndarray   # (d,)
-    w_up: np.ndarray       # (d, f)
-    w_down: np.ndarray     # (f, d)
-
-
-@dataclass(frozen=True)
-class PrefillOutput:
-    """What a dense prefill of ``T`` tokens computes."""
-
-    logits: np.ndarray        # (T, vocab): row t predicts token t + 1
-    keys: list[np.ndarray]    # per layer, (T, H, D)
-    values: list[np.ndarray]  # per layer, (T, H, D)
-
-    @property
-    def kv_len(self) -> int:
-        return self.keys[0].shape[0]
-
-
-def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Normalise each row of ``x (N, d)`` to zero mean and unit variance, then scale and shift."""
-    mean = x.mean(axis=-1, keepdims=True)
-    var = x.var(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * gain + bias
-
-
-def gelu(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh approximation (as in GPT-2). Python-float constants keep ``x``'s dtype."""
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
-
-
-def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
-    """``(max_len, d_model)`` sin/cos position codes of "Attention Is All You Need"."""
-    pos = np.arange(max_len)[:, None]
-    freq = np.exp(-np.log(10000.0) * np.arange(0, d_model, 2) / d_model)
-    table = np.zeros((max_len, d_model))
-    table[:, 0::2] = np.sin(pos * freq)
-    table[:, 1::2] = np.cos(pos * freq)
-    return table
-
-
-@dataclass(frozen=True)
-class StepLayout:
-    """How one step's tokens meet the KV cache, worked out once for all layers.
-
-    Single-token segments (decodes) are attended all at once with
-    :func:`~cblab_src.attention.ragged_attention.decode_attention`; multi-token segments (prompt
-    chunks) one at a time. With a paged cache every new token also gets its pool slot, so a
-    layer writes the whole step's K/V with one scatter, and every decode context gets the slots
-    it is gathered from (the same slots in every layer's pool); a dense cache is read request
-    by request. Nothing here depends on the layer, so no layer repeats it.
-    """
-
-    single: np.ndarray | slice       # batch rows of the B single-token segments (a slice if all)
-    single_ids: tuple                # (B,) their request ids
-    context_lens: np.ndarray         # (B,) their context lengths, the new token included
-    chunks: tuple                    # the multi-token segments
-    slots: np.ndarray | None         # (N,) flat pool slot of every new token (paged only)
-    context_slots: np.ndarray | None  # (B, L_max) pool slots of the single ones' contexts (paged)
-
-    @classmethod
-    def of(cls, batch, cache) -> "StepLayout":
-        segs = batch.segments
-        single = [i for i, s in enumerate(segs) if s.length == 1]
-        context_lens = np.array([segs[i].end_pos for i in single], dtype=np.int64)
-        # A decode-only step, the common case, is all single rows: a slice instead of a gather.
-        rows = (slice(None) if single and len(single) == len(segs)
-                else np.array([segs[i].offset for i in single], dtype=np.int64))
-        slots = context = None
-        if getattr(cache, "layout", None) == "paged":
-            tables = padded_block_tables([cache.block_tables[s.req_id] for s in segs])
-            seq_index = np.repeat(np.arange(len(segs)), [s.length for s in segs])   # (N,)
-            slots = slot_mapping(tables, seq_index, batch.positions, cache.block_size)
-            if single:
-                context = context_slots(tables[single], context_lens, cache.block_size)
-        return cls(rows, tuple(segs[i].req_id for i in single), context_lens,
-                   tuple(s for s in segs if s.length > 1), slots, context)
-
-    def write(self, layer: int, batch, cache, k: np.ndarray, v: np.ndarray) -> None:
-        """Store the step's new ``k, v (N, H, D)`` for one layer."""
-        if self.slots is not None:
-            cache.write_slots(layer, self.slots, k, v)
-            return
-        for seg in batch.segments:
-            rows = slice(seg.offset, seg.offset + seg.length)
-            cache.write(layer, seg.req_id, seg.start_pos, k[rows], v[rows])
-
-    def attend(self, layer: int, q: np.ndarray, cache, workspace=None) -> np.ndarray:
-        """Attention of every query ``q (N, H, D)`` over its request's context: ``(N, H, D)``.
-        ``workspace`` is scratch memory for the paged gather (see ``gather_contexts``)."""
-        decodes = None                                                      # (B, H, D)
-        if self.context_slots is not None:
-            # Every layer gathers the same slots of its own pool: worked out once, in ``of``.
-            k, v = gather_contexts(cache.k_pool[layer], cache.v_pool[layer], self.context_slots,
-                                   workspace)                               # (B, L_max, H, D)
-            decodes = decode_attention(q[self.single], k, v, self.context_lens)
-        elif len(self.context_lens):
-            contexts = [cache.read(layer, rid) for rid in self.single_ids]
-            decodes = decode_attention(q[self.single], pad_contexts([k for k, _ in contexts]),
-                                       pad_contexts([v for _, v in contexts]), self.context_lens)
-        if isinstance(self.single, slice):              # a decode-only step: nothing to place
-            return decodes
-        out = np.empty_like(q)
-        if decodes is not None:
-            out[self.single] = decodes
-        for seg in self.chunks:
-            rows = slice(seg.offset, seg.offset + seg.length)
-            k_ctx, v_ctx = cache.read(layer, seg.req_id)
-            out[rows] = masked_attention(q[rows], k_ctx, v_ctx,
-                                         causal_mask(seg.length, seg.end_pos))
-        return out
-
-
-WEIGHT_NAMES = ("tok_emb", "lnf_gain", "lnf_bias", "w_lm")
-LAYER_WEIGHT_NAMES = tuple(LayerWeights.__dataclass_fields__)
 
 
 class TinyLLM:

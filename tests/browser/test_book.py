@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from book_pages import BUILD, CHAPTERS, HTML, PAGES, SCREENSHOTS, ZH_PAGES
 
@@ -94,16 +95,42 @@ def test_chapter_shows_its_figures_within_budget(visit, page):
     assert weight["total"] <= PAGE_BUDGET, f"{page}: {weight} over {PAGE_BUDGET} bytes"
 
 
-@pytest.mark.parametrize("page", CHAPTERS)
+def configured_repository() -> tuple[str, str] | None:
+    """(url, branch) of the repository the book was built for, or None. `make build-book
+    REPO_URL=...` builds from a generated _build/_config.repo.yml (.ci/book_config.py) and
+    removes that file when no REPO_URL is given."""
+    generated = BUILD / "_config.repo.yml"
+    if not generated.is_file():
+        return None
+    repository = yaml.safe_load(generated.read_text(encoding="utf8"))["repository"]
+    return repository["url"], repository["branch"]
+
+
+# A link that opens something on Binder or Colab (not their home pages, which prose may cite).
+LAUNCH_LINK = re.compile(r"https?://(mybinder\.org/v2/|colab\.research\.google\.com/.)")
+
+
+@pytest.mark.parametrize("page", PAGES)
 def test_chapter_offers_live_launches_and_hides_the_colab_cell(visit, page):
+    """With a repository configured, every chapter's launch buttons open it on Binder and Colab;
+    with none, no page has a launch link. No page names the old placeholder repository."""
     record = visit(html_path(page))
     links = record.page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
-    notebook = f"{page}.ipynb"
-    assert any(re.search(rf"mybinder\.org/v2/gh/[^/]+/[^/]+/main\?.*{notebook}", u)
-               for u in links), f"no Binder launch link for {notebook}"
-    assert any(re.search(rf"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/main/"
-                         rf"{notebook}$", u) for u in links), f"no Colab link for {notebook}"
+    assert "CHANGE-ME" not in record.page.content(), f"{page} names a placeholder repository"
     assert COLAB_MARKER not in record.page.content(), "the Colab install cell is shown"
+    launches = {u for u in links if LAUNCH_LINK.match(u)}
+    repository = configured_repository()
+    if repository is None:
+        assert launches == set(), (f"{page} has launch links, but no repository was configured "
+                                   f"(no {BUILD / '_config.repo.yml'}): {sorted(launches)}")
+        return
+    url, branch = repository
+    owner_name = url.removeprefix("https://github.com/")
+    notebook = f"{page}.ipynb"
+    expected = {f"https://mybinder.org/v2/gh/{owner_name}/{branch}?urlpath=lab/tree/{notebook}",
+                f"https://colab.research.google.com/github/{owner_name}/blob/{branch}/{notebook}"}
+    expected = expected if page in CHAPTERS else set()
+    assert launches == expected, f"{page}: launch links for {url} ({branch})"
 
 
 # ------------------------------------------------------------------------- step players

@@ -23,11 +23,12 @@ from .base import Policy
 
 def schedule_decodes(plan) -> None:
     """One token for each decoding request, oldest first, while the budget lasts."""
+    decoding, schedule = RequestState.DECODE, plan.schedule   # (performance: the hot loop)
     for r in list(plan.running):
         if plan.budget == 0:
             return
-        if r.state is RequestState.DECODE:      # (a request preempted meanwhile is WAITING)
-            plan.schedule(r, 1)
+        if r.state is decoding:                 # (a request preempted meanwhile is WAITING)
+            schedule(r, 1)
 
 
 def schedule_prefills(plan) -> None:
