@@ -117,7 +117,8 @@ class Scheduler:
         if c.kv_layout == "dense":
             return DenseKVCache(**shape)
         return PagedKVCache(c.block_size, c.num_blocks, **shape,
-                            enable_prefix_caching=c.enable_prefix_caching)
+                            enable_prefix_caching=c.enable_prefix_caching,
+                            keep_duplicate_blocks=self._policy.keep_duplicate_blocks)
 
     # ------------------------------------------------------------------ queues
     @property
@@ -182,10 +183,7 @@ class Scheduler:
         self.plugins.dispatch("before_step", self)
         zero_output = self._take_arrivals()
         plan = self._schedule()
-        logits = None
-        if plan.items:
-            batch = self._build(plan)
-            logits = self.model.forward_step(batch, self.kv_cache, self.plugins.attention_fn)
+        logits = self._forward(plan) if plan.items else None
         sampled, finished = self._commit(plan, logits, zero_output)
         stats = self._stats(plan, sampled, finished)
         self.step_count += 1
@@ -226,6 +224,13 @@ class Scheduler:
         self._policy.schedule(plan)
         return plan
 
+    def _forward(self, plan: StepPlan) -> np.ndarray | None:
+        """One forward pass over the step's ragged batch: ``(S, vocab)`` logits, one row per
+        request that samples, in batch order."""
+        if isinstance(self.model, NullModel):   # (performance: it computes nothing: no batch,
+            return None                         # no logits; _sample gives the placeholder)
+        return self.model.forward_step(self._build(plan), self.kv_cache, self.plugins.attention_fn)
+
     def _build(self, plan: StepPlan) -> RaggedBatch:
         """Each scheduled request's tokens, from ``start``; the last ones sample."""
         # (performance: a decode feeds just its newest token without building all_tokens)
@@ -235,9 +240,11 @@ class Scheduler:
     def _commit(self, plan: StepPlan, logits: np.ndarray | None, zero_output: list[Request]):
         """Advance every scheduled request; sample for those whose cache is now complete (every
         decode, and the chunk that completes a prompt), in batch order; finish and free."""
-        for r, _, n, _, _ in plan.items:
+        samplers = []
+        for r, _, n, _, samples in plan.items:
             r.mark_computed(n)
-        samplers = [r for r, *_, samples in plan.items if samples]
+            if samples:
+                samplers.append(r)
         sampled, finished = [], list(zero_output)
         for r, token in zip(samplers, self._sample(samplers, logits)):
             r.append_token(token, self.step_count)
@@ -261,8 +268,8 @@ class Scheduler:
 
         Greedy rows without logits processors take one ``argmax`` over the whole matrix: the
         same tokens as sampling each row alone, without a Python call per request."""
-        if not samplers:
-            return []
+        if logits is None:                          # a scheduling-only run (NullModel)
+            return [NO_MODEL_TOKEN] * len(samplers)
         processors = self.plugins.logits_processors
         greedy = logits.argmax(axis=1).tolist() if not processors else None
         return [greedy[i] if greedy is not None and r.sampling.greedy
@@ -279,16 +286,19 @@ class Scheduler:
         self.finished.append(r)
 
     def _stats(self, plan: StepPlan, sampled: list, finished: list[Request]) -> StepStats:
-        decodes = [item for item in plan.items if item.is_decode]
+        decode_ids, context_lens, chunks, scheduled = [], [], [], []
+        for r, start, n, decode, _ in plan.items:
+            scheduled.append((r.req_id, n))
+            if decode:
+                decode_ids.append(r.req_id)
+                context_lens.append(start + 1)       # keys the decode token attended to
+            else:
+                chunks.append((r.req_id, start, n))
         return StepStats(
-            step_id=plan.step_id,
-            decode_ids=tuple(item.request.req_id for item in decodes),
-            prefill_chunks=tuple((r.req_id, start, n) for r, start, n, decode, _ in plan.items
-                                 if not decode),
-            num_tokens=sum(item.num_tokens for item in plan.items),
+            step_id=plan.step_id, decode_ids=tuple(decode_ids), prefill_chunks=tuple(chunks),
+            num_tokens=plan.num_tokens,
             sampled=tuple(sampled), finished_ids=tuple(r.req_id for r in finished),
             num_waiting=len(self.waiting_after(plan.step_id)), num_running=len(self._running),
             kv=self.kv_cache.usage(), preemptions=tuple(plan.preemptions),
             cached_tokens=plan.cached_tokens,
-            decode_context_lens=tuple(item.start + 1 for item in decodes),
-            scheduled=tuple((item.request.req_id, item.num_tokens) for item in plan.items))
+            decode_context_lens=tuple(context_lens), scheduled=tuple(scheduled))
