@@ -4,7 +4,8 @@
 
 Prints one line per figure (median over repeated runs, with its unit and target) and, with
 ``--json``, writes them with these keys at top level: ``slider_latency_ms`` (the slowest
-explorer's median), ``sim_10k_requests_s``, ``decode_speedup_32`` (plus
+explorer's median), ``sim_10k_requests_s``, ``concurrency_scaling`` (1k-64k requests running
+at once, time per request-step: flat means linear), ``decode_speedup_32`` (plus
 ``decode_speedup_curve`` for 1-128 requests), ``pretrained_load_ms`` (``TinyLLM.pretrained()``
 from disk to a ready model) and ``nbval_seconds``. ``--quick`` runs fewer
 repeats and times a subset of the notebooks (it says which).
@@ -108,6 +109,26 @@ def sim_10k(repeats: int) -> dict:
     return {"seconds": seconds, "workload_seconds": generate_s, "steps": r.num_steps,
             "decode_tokens": sum(len(s.decode_ids) for s in r.history),
             "prefill_tokens": sum(s.num_prefill_tokens for s in r.history), **knobs}
+
+
+def concurrency_scaling(sizes=(1_000, 4_000, 16_000, 64_000)) -> dict:
+    """Scheduling-only runs with ``n`` requests running at once (1-token prompts, 8 new
+    tokens each, all admitted in step 0): time per step should grow linearly with ``n``, since
+    finishing a request costs O(1) (the running list is filtered once per step, not searched
+    once per finish). Returns ``{n: {"seconds", "us_per_request_step"}}``."""
+    from cblab_src.simulate import simulate_schedule
+    from cblab_src.workloads import Workload
+
+    out = {}
+    for n in sizes:
+        workload = Workload.from_lengths([1] * n, 8)
+        start = time.perf_counter()
+        run = simulate_schedule(workload, max_tokens_per_step=n, prefill_chunk_size=1,
+                                block_size=16, keep_finished=None)
+        seconds = time.perf_counter() - start
+        out[str(n)] = {"seconds": seconds, "steps": run.num_steps,
+                       "us_per_request_step": 1e6 * seconds / (n * run.num_steps)}
+    return out
 
 
 # ---------------------------------------------------------------------- decode speedup
@@ -241,6 +262,13 @@ def main(argv=None) -> int:
     results["sim_10k_details"] = sim
     print(f"sim_10k_requests_s {sim['seconds']:7.2f} s   ({sim['steps']} steps, "
           f"{sim['decode_tokens']:,} decode tokens)   {verdict('sim_10k_requests_s', sim['seconds'])}")
+
+    scaling = concurrency_scaling((1_000, 4_000, 16_000) if args.quick else
+                                  (1_000, 4_000, 16_000, 64_000))
+    results["concurrency_scaling"] = scaling
+    for n, row in scaling.items():
+        print(f"concurrency        {int(n):>6} running: {row['seconds']:6.2f} s, "
+              f"{row['us_per_request_step']:.2f} us per request-step (flat = linear)")
 
     batches = (1, 8, 32, 128) if args.quick else (1, 2, 4, 8, 16, 32, 64, 128)
     curve = decode_speedup(batches, repeats)

@@ -98,6 +98,9 @@ def simulate_schedule(workload: Workload, config: SchedulerConfig | None = None,
     with :func:`cblab_src.timing.simulate_timed`. ``record_pool`` keeps a snapshot of the paged
     pool after every step (for the figures).
     """
+    if not isinstance(workload, Workload):
+        raise TypeError(f"workload must be a Workload (e.g. Workload.from_lengths(...)), got "
+                        f"{workload!r}")
     if workload.arrival_ms is not None:
         raise ValueError("this workload's arrivals are in milliseconds: run it with "
                          "cblab_src.timing.simulate_timed(workload, cost_model, ...)")

@@ -505,7 +505,8 @@ def test_cost_models_still_accept_good_arguments():
 
 # ---------------------------------------------------------------- text and tokenizer
 def finished_request():
-    sched = Scheduler(None, max_tokens_per_step=4, prefill_chunk_size=4)
+    # A real model: a scheduling-only run's placeholder (-1) is no text.
+    sched = Scheduler(TinyLLM.pretrained(), max_tokens_per_step=4, prefill_chunk_size=4)
     r = sched.add_request(Request(0, [40, 41], 2))
     sched.run()
     return r
@@ -704,7 +705,6 @@ PENDING = pytest.mark.xfail(reason="scheduler/kv item, pending restructure", str
 KNOBS = dict(max_tokens_per_step=4, prefill_chunk_size=4)
 
 
-@PENDING
 def test_num_blocks_2_pow_63_is_a_value_error():
     # Was OverflowError (or MemoryError); 10**8 took 10 s and 4.6 GB before failing or not.
     with pytest.raises(ValueError, match="num_blocks"):
@@ -716,7 +716,6 @@ def test_scheduler_given_the_tinyllm_class_is_a_type_error():
         Scheduler(TinyLLM, **KNOBS)
 
 
-@PENDING
 def test_paged_extend_by_minus_2_is_a_value_error_not_a_shrink():
     from cblab_src import PagedKVCache
     cache = PagedKVCache(block_size=4)
@@ -727,7 +726,6 @@ def test_paged_extend_by_minus_2_is_a_value_error_not_a_shrink():
     assert cache.seq_len("a") == 3
 
 
-@PENDING
 @pytest.mark.parametrize("method", ["free", "extend"])
 def test_free_or_extend_of_an_unknown_request_is_a_value_error(method):
     from cblab_src import PagedKVCache
@@ -737,7 +735,6 @@ def test_free_or_extend_of_an_unknown_request_is_a_value_error(method):
         getattr(cache, method)(*args)
 
 
-@PENDING
 def test_over_extending_a_bounded_pool_is_a_value_error_not_an_assertion():
     from cblab_src import PagedKVCache
     cache = PagedKVCache(block_size=1, num_blocks=2)
@@ -746,7 +743,6 @@ def test_over_extending_a_bounded_pool_is_a_value_error_not_an_assertion():
         cache.extend("a", 3)
 
 
-@PENDING
 def test_write_to_a_bad_layer_is_a_value_error_not_an_index_error():
     from cblab_src import PagedKVCache
     cache = PagedKVCache(block_size=2, n_layers=1, n_heads=1, head_dim=2)
@@ -757,7 +753,6 @@ def test_write_to_a_bad_layer_is_a_value_error_not_an_index_error():
         cache.write(5, "a", 0, kv, kv)
 
 
-@PENDING
 def test_retain_of_a_free_block_is_a_value_error_not_a_key_error():
     from cblab_src import PagedKVCache
     pool = PagedKVCache(block_size=2, num_blocks=4).allocator      # BlockAllocator / BlockPool
@@ -765,14 +760,12 @@ def test_retain_of_a_free_block_is_a_value_error_not_a_key_error():
         pool.retain(0)
 
 
-@PENDING
 def test_simulate_schedule_of_a_list_of_requests_is_a_type_error():
     from cblab_src.simulate import simulate_schedule
     with pytest.raises(TypeError, match="workload"):
         simulate_schedule([Request(0, [1, 2], 1)], **KNOBS)
 
 
-@PENDING
 def test_a_raising_on_request_added_hook_does_not_queue_the_request():     # item 2
     from cblab_src import SchedulerPlugin
 
@@ -814,7 +807,6 @@ def test_changing_max_new_tokens_after_add_cannot_loop_forever():           # it
     assert not sched.has_unfinished and sched.requests["a"].num_generated == 4
 
 
-@PENDING
 def test_one_request_cannot_join_two_schedulers():                          # item 3
     r = Request("a", [1, 2], 1)
     Scheduler(None, **KNOBS).add_request(r)
@@ -857,7 +849,6 @@ def test_a_fault_inside_a_step_leaves_the_scheduler_as_it_was():            # it
     assert sched.kv_cache.usage().used_blocks == 0
 
 
-@PENDING
 def test_simulate_schedule_with_prefix_caching_matches_the_real_schedule():  # item 7
     from cblab_src.simulate import simulate_schedule
     model = TinyLLM()

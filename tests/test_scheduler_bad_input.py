@@ -181,15 +181,13 @@ def test_scheduling_only_mode_checks_the_pool_but_not_the_vocabulary():
     assert [r.req_id for r in sched.active] == ["x"]
 
 
-def test_a_scheduling_only_run_refuses_requests_that_stop_at_its_placeholder_token():
+def test_a_scheduling_only_runs_placeholder_is_no_token_id_so_no_eos_ends_a_request_early():
     from cblab_src import SamplingParams
     from cblab_src.core.scheduler import NO_MODEL_TOKEN
 
+    assert NO_MODEL_TOKEN < 0                          # no prompt or EOS token can equal it
     sched = Scheduler(None, max_tokens_per_step=8, prefill_chunk_size=4)
-    stops = Request("a", [1, 2], 5, sampling=SamplingParams(eos_token_id=NO_MODEL_TOKEN))
-    with pytest.raises(ValueError, match="request 'a' stops at eos_token_id 0"):
-        sched.add_request(stops)
-    assert not sched.requests                          # nothing changed
+    zero = sched.add_request(Request("a", [1, 2], 5, sampling=SamplingParams(eos_token_id=0)))
     other = sched.add_request(Request("b", [1, 2], 3, sampling=SamplingParams(eos_token_id=5)))
     sched.run()
-    assert other.generated == [NO_MODEL_TOKEN] * 3
+    assert zero.generated == [NO_MODEL_TOKEN] * 5 and other.generated == [NO_MODEL_TOKEN] * 3

@@ -3,6 +3,7 @@
 import pytest
 
 from cblab_src import LoggingPlugin, Preemption, Request, RequestState, Scheduler, SchedulerPlugin
+from cblab_src.core.null_model import NO_MODEL_TOKEN
 from cblab_src.monitoring import block_owners
 
 from conftest import MODEL, RecordingLLM, make_workload, reference_tokens, run_workload
@@ -263,7 +264,7 @@ def test_scheduling_only_mode_runs_and_frees_everything():
                                   block_size=4, num_blocks=16)
     assert len(sched.finished) == len(specs) and not sched.has_unfinished
     for rid, prompt, n, _ in specs:
-        assert sched.requests[rid].generated == [0] * n
+        assert sched.requests[rid].generated == [NO_MODEL_TOKEN] * n    # no token id
     assert all(s.num_tokens <= 4 for s in history)
     usage = sched.kv_cache.usage()
     assert (usage.tokens, usage.used_blocks, usage.cached_blocks) == (0, 0, 0)

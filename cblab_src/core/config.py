@@ -30,13 +30,15 @@ class SchedulerConfig:
     watermark_blocks: int = 0           # blocks kept free when admitting while others run
     max_num_seqs: int | None = None     # most requests running at once; None: no cap
     policy: object = "decode_first"     # a name in cblab_src.core.policies.POLICIES, or a Policy
+    keep_finished: int | None = 10_000  # finished requests remembered, the oldest forgotten first
+                                        # (a server left running keeps flat memory); None: all
 
     def __post_init__(self) -> None:
         from .policies import resolve_policy          # (policies import this module)
         checks = dict(max_tokens_per_step=positive_int, prefill_chunk_size=positive_int,
                       block_size=positive_int,            # checked for both layouts
                       num_blocks=optional_positive_int, watermark_blocks=non_negative_int,
-                      max_num_seqs=optional_positive_int)
+                      max_num_seqs=optional_positive_int, keep_finished=optional_positive_int)
         for name, check in checks.items():                # store plain ints (not numpy ints)
             object.__setattr__(self, name, check(name, getattr(self, name)))
         one_of("kv_layout", self.kv_layout, KV_LAYOUTS)

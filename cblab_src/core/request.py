@@ -65,6 +65,7 @@ class Request:
     resumed_steps: list[int] = field(default_factory=list, init=False)    # re-admissions
     num_cached_prompt_tokens: int = field(default=0, init=False)   # prefix-cache hits
     _rng: np.random.Generator | None = field(default=None, init=False, repr=False)
+    _owner: object = field(default=None, init=False, repr=False)   # the scheduler it was added to
 
     def __post_init__(self) -> None:
         if not isinstance(self.req_id, (int, str)) or isinstance(self.req_id, bool):

@@ -90,7 +90,7 @@ class Scheduler:
         self.counters = SchedulerCounters()
         self.step_count = 0
         self.requests: dict[Hashable, Request] = {}      # every request held, by id
-        self.finished: list[Request] = []                 # in the order they finished
+        self.finished: deque[Request] = deque()           # in the order they finished
         self._running: list[Request] = []                 # admitted, oldest first
         self._waiting: deque[Request] = deque()           # arrived, not admitted, oldest first
         self._future: list[tuple[int, int, Request]] = []  # heap: (arrival_step, seq, request)
@@ -152,11 +152,19 @@ class Scheduler:
         """Queue a new request, arriving at ``req.arrival_step`` (``None``: this step). All
         checks happen before anything changes: a rejected request leaves everything as it was."""
         self._validate(req)
+        given_arrival = req.arrival_step
         if req.arrival_step is None:
             req.arrival_step = self.step_count
-        self.requests[req.req_id] = req
+        self.requests[req.req_id], req._owner = req, self
         heapq.heappush(self._future, (req.arrival_step, next(self._seq), req))
-        self.plugins.dispatch("on_request_added", self, req)
+        try:
+            self.plugins.dispatch("on_request_added", self, req)
+        except BaseException:                       # a failing hook: as if never added
+            del self.requests[req.req_id]
+            self._future = [entry for entry in self._future if entry[2] is not req]
+            heapq.heapify(self._future)
+            req.arrival_step, req._owner = given_arrival, None
+            raise
         return req
 
     def _validate(self, req: Request) -> None:
@@ -164,6 +172,9 @@ class Scheduler:
             raise TypeError(f"req must be a Request, got {req!r}")
         if req.req_id in self.requests:
             raise ValueError(f"req_id {req.req_id!r} was already added")
+        if req._owner is not None:
+            raise ValueError(f"request {req.req_id!r} belongs to another scheduler: a request "
+                             f"runs in one scheduler only (make a new Request)")
         if req.state is not RequestState.WAITING or req.num_computed_tokens or req.generated:
             raise ValueError(f"req {req.req_id!r} has already run (state {req.state.name})")
         self.model.check_request(req)
@@ -197,12 +208,21 @@ class Scheduler:
         history = []
         while self.has_unfinished and (max_steps is None or len(history) < max_steps):
             history.append(self.step())
+            self._check_progress(history[-1])
         return history
+
+    def _check_progress(self, stats: StepStats) -> None:
+        """A step that scheduled nothing while arrived requests wait can only repeat forever
+        (a bug in a policy, a plugin or the cache: nothing is running, so the whole pool is
+        free and the head of the queue must fit): raise instead of hanging."""
+        if not stats.num_tokens and not stats.finished_ids and self._waiting:
+            raise RuntimeError(f"no progress in step {stats.step_id}: {len(self._waiting)} "
+                               f"request(s) wait, none was scheduled (livelock); KV {stats.kv}")
 
     def drain_finished(self) -> list[Request]:
         """Return the finished requests and forget them, so a long-running server's memory
         stays flat. Their ids may then be reused."""
-        done, self.finished = self.finished, []
+        done, self.finished = list(self.finished), deque()
         for r in done:
             del self.requests[r.req_id]
         return done
@@ -284,6 +304,9 @@ class Scheduler:
         r.finish_reason = FinishReason.STOP if stopped else FinishReason.LENGTH
         r.state, r.finish_step = RequestState.FINISHED, self.step_count
         self.finished.append(r)
+        keep = self.config.keep_finished
+        if keep is not None and len(self.finished) > keep:    # forget the oldest (flat memory)
+            del self.requests[self.finished.popleft().req_id]
 
     def _stats(self, plan: StepPlan, sampled: list, finished: list[Request]) -> StepStats:
         decode_ids, context_lens, chunks, scheduled = [], [], [], []
