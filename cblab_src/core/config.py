@@ -65,3 +65,14 @@ class SchedulerConfig:
         if not isinstance(config, cls):
             raise TypeError(f"config must be a SchedulerConfig, got {config!r}")
         return config.replace(**knobs) if knobs else config
+
+
+def knob(name: str, settable: bool) -> property:
+    """A property of an object holding a ``config``: reads ``config.<name>``; setting it (if
+    ``settable``) replaces the config by a copy checked like a new one."""
+    def get(self):
+        return getattr(self.config, name)
+
+    def set_(self, value):
+        self.config = self.config.replace(**{name: value})
+    return property(get, set_ if settable else None, doc=f"The config's ``{name}``.")

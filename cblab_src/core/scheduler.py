@@ -2,27 +2,22 @@
 
 One step, as :meth:`Scheduler.step` reads::
 
-    plan = self._schedule()              # the policy picks requests and token counts
-    batch = self._build(plan)            # lay them out ragged: one array of tokens, no padding
-    logits = self.model.forward_step()   # one forward pass over every token of the step
-    self._commit(plan, logits)           # advance progress, sample tokens, finish and free
+    plan = self._schedule()          # the policy picks requests and token counts
+    logits = self._forward(plan)     # lay them out ragged; one forward pass over every token
+    self._commit(plan, logits)       # advance progress, sample tokens, finish and free
 
-*Which* requests get how many tokens is the policy's decision
-(:mod:`cblab_src.core.policies`: ``decode_first`` by default, ``prefill_first``,
-``vllm_v1``). Everything else is here and in :mod:`~cblab_src.core.step_plan`, the same for
-every policy: the queues, admission bookkeeping, KV allocation and preemption, sampling,
-finishing, :class:`StepStats`. :mod:`cblab_src.core.basic_scheduler` is the same engine
-without options, to read first.
+*Which* requests get how many tokens is the policy's decision (:mod:`cblab_src.core.policies`:
+``decode_first`` by default, ``prefill_first``, ``vllm_v1``). The rest is here and in
+:mod:`~cblab_src.core.step_plan`, the same for every policy: queues, admission, KV allocation
+and preemption, sampling, finishing, :class:`StepStats`. :mod:`cblab_src.core.basic_scheduler`
+is the same engine without options, to read first.
 
 The queues: ``_running`` (admitted, oldest first), ``_waiting`` (arrived, not admitted, oldest
 first; a preempted request goes back to its front) and ``_future`` (added, not yet arrived: a
-heap by arrival step). Running requests are always older than waiting ones, so together they
-are the unfinished requests in arrival order.
-
-A request finishes in the step that samples its ``max_new_tokens``-th token (or its EOS
-token) and frees its KV at once; one that asks for no token at all finishes in the step it
-arrives, without running. ``Scheduler(None, ...)`` runs the same schedule with a
-:class:`~cblab_src.core.null_model.NullModel`, which computes nothing.
+heap by arrival step). Running requests are always older than waiting ones. A request
+finishes in the step that samples its ``max_new_tokens``-th token (or its EOS token) and frees
+its KV at once; one asking for no token finishes in the step it arrives, without running.
+``Scheduler(None, ...)`` runs the same schedule with a :class:`~.null_model.NullModel`.
 """
 
 from __future__ import annotations
@@ -36,7 +31,7 @@ import numpy as np
 
 from .._validate import non_negative_int
 from .batch_builder import RaggedBatch, build_batch
-from .config import SchedulerConfig
+from .config import SchedulerConfig, knob
 from .hooks import PluginManager
 from .kv_cache import DenseKVCache, KVCache
 from .paged_kv_cache import PagedKVCache
@@ -47,16 +42,6 @@ from .step_plan import SchedulerCounters, StepPlan
 from .step_stats import StepStats
 
 __all__ = ["Scheduler", "SchedulerCounters", "StepStats", "NO_MODEL_TOKEN"]
-
-
-def _knob(name: str, settable: bool):
-    """A property reading the config; settable knobs are checked like a new config."""
-    def get(self):
-        return getattr(self.config, name)
-
-    def set_(self, value):
-        self.config = self.config.replace(**{name: value})
-    return property(get, set_ if settable else None, doc=f"The config's ``{name}``.")
 
 
 class Scheduler:
@@ -70,15 +55,15 @@ class Scheduler:
     ``enable_prefix_caching=True`` to share cached prompt prefixes, ``policy="vllm_v1"``.
     """
 
-    max_tokens_per_step = _knob("max_tokens_per_step", settable=True)
-    prefill_chunk_size = _knob("prefill_chunk_size", settable=True)
-    max_num_seqs = _knob("max_num_seqs", settable=True)
-    watermark_blocks = _knob("watermark_blocks", settable=True)
-    policy = _knob("policy", settable=True)
-    kv_layout = _knob("kv_layout", settable=False)
-    block_size = _knob("block_size", settable=False)
-    num_blocks = _knob("num_blocks", settable=False)
-    enable_prefix_caching = _knob("enable_prefix_caching", settable=False)
+    max_tokens_per_step = knob("max_tokens_per_step", settable=True)
+    prefill_chunk_size = knob("prefill_chunk_size", settable=True)
+    max_num_seqs = knob("max_num_seqs", settable=True)
+    watermark_blocks = knob("watermark_blocks", settable=True)
+    policy = knob("policy", settable=True)
+    kv_layout = knob("kv_layout", settable=False)
+    block_size = knob("block_size", settable=False)
+    num_blocks = knob("num_blocks", settable=False)
+    enable_prefix_caching = knob("enable_prefix_caching", settable=False)
 
     def __init__(self, model, config: SchedulerConfig | None = None, **knobs):
         self.config = SchedulerConfig.of(config, **knobs)
@@ -112,13 +97,12 @@ class Scheduler:
         self._config, self._policy = config, resolve_policy(config.policy)
 
     def _make_kv_cache(self) -> KVCache:
-        c, m = self.config, self.model
+        c, m, keep = self.config, self.model, self._policy.keep_duplicate_blocks
         shape = dict(n_layers=m.n_layers, n_heads=m.n_heads, head_dim=m.head_dim, dtype=m.dtype)
         if c.kv_layout == "dense":
             return DenseKVCache(**shape)
-        return PagedKVCache(c.block_size, c.num_blocks, **shape,
-                            enable_prefix_caching=c.enable_prefix_caching,
-                            keep_duplicate_blocks=self._policy.keep_duplicate_blocks)
+        return PagedKVCache(c.block_size, c.num_blocks, **shape, keep_duplicate_blocks=keep,
+                            enable_prefix_caching=c.enable_prefix_caching)
 
     # ------------------------------------------------------------------ queues
     @property
@@ -309,19 +293,7 @@ class Scheduler:
             del self.requests[self.finished.popleft().req_id]
 
     def _stats(self, plan: StepPlan, sampled: list, finished: list[Request]) -> StepStats:
-        decode_ids, context_lens, chunks, scheduled = [], [], [], []
-        for r, start, n, decode, _ in plan.items:
-            scheduled.append((r.req_id, n))
-            if decode:
-                decode_ids.append(r.req_id)
-                context_lens.append(start + 1)       # keys the decode token attended to
-            else:
-                chunks.append((r.req_id, start, n))
-        return StepStats(
-            step_id=plan.step_id, decode_ids=tuple(decode_ids), prefill_chunks=tuple(chunks),
-            num_tokens=plan.num_tokens,
-            sampled=tuple(sampled), finished_ids=tuple(r.req_id for r in finished),
-            num_waiting=len(self.waiting_after(plan.step_id)), num_running=len(self._running),
-            kv=self.kv_cache.usage(), preemptions=tuple(plan.preemptions),
-            cached_tokens=plan.cached_tokens,
-            decode_context_lens=tuple(context_lens), scheduled=tuple(scheduled))
+        return StepStats(**plan.work(), sampled=tuple(sampled),
+                         finished_ids=tuple(r.req_id for r in finished),
+                         num_waiting=len(self.waiting_after(plan.step_id)),
+                         num_running=len(self._running), kv=self.kv_cache.usage())

@@ -60,6 +60,21 @@ class StepPlan:
     cached_tokens: int = 0            # prompt tokens admitted this step from the prefix cache
     cache_when_scheduled: bool = False  # prefix caching offers full blocks at once (vLLM)
 
+    def work(self) -> dict:
+        """The step's work as :class:`~cblab_src.core.step_stats.StepStats` fields."""
+        decode_ids, context_lens, chunks, scheduled = [], [], [], []
+        for r, start, n, decode, _ in self.items:
+            scheduled.append((r.req_id, n))
+            if decode:
+                decode_ids.append(r.req_id)
+                context_lens.append(start + 1)       # keys the decode token attended to
+            else:
+                chunks.append((r.req_id, start, n))
+        return dict(step_id=self.step_id, decode_ids=tuple(decode_ids),
+                    prefill_chunks=tuple(chunks), num_tokens=self.num_tokens,
+                    preemptions=tuple(self.preemptions), cached_tokens=self.cached_tokens,
+                    decode_context_lens=tuple(context_lens), scheduled=tuple(scheduled))
+
     @property
     def num_tokens(self) -> int:
         """Tokens scheduled so far in this step."""
