@@ -190,10 +190,85 @@ def test_paged_admission_and_growth_accounting():
 def test_extending_past_the_pool_is_refused():
     cache = PagedKVCache(block_size=2, num_blocks=2)
     cache.admit("a")
-    cache.extend("a", 4)
-    with pytest.raises(AssertionError, match="no room"):
-        cache.extend("a", 1)
-    assert cache.seq_len("a") == 4 and cache.block_tables["a"] == [0, 1]
+    cache.extend("a", 3)
+    with pytest.raises(ValueError, match=r"no room to extend req_id 'a' by n=2: it needs 1"):
+        cache.extend("a", 2)
+    assert cache.seq_len("a") == 3 and cache.block_tables["a"] == [0, 1]
+    assert cache.usage().free_blocks == 0
+
+
+def books(cache):
+    """Everything a refused call must leave as it was."""
+    tables = {r: list(t) for r, t in getattr(cache, "block_tables", {}).items()}
+    return cache.usage(), {r: cache.seq_len(r) for r in cache.req_ids}, tables
+
+
+def write_one(layer):
+    return lambda c: c.write(layer, "a", 0, *kv(np.random.default_rng(0), 1))
+
+
+CALLS = {"extend-negative": (lambda c: c.extend("a", -2), r"\bn\b.*-2"),
+         "extend-unknown": (lambda c: c.extend("ghost", 1), "req_id 'ghost'"),
+         "free-unknown": (lambda c: c.free("ghost"), "req_id 'ghost'"),
+         # (paged only: DenseKVCache indexes its layers as they come)
+         "write-layer-2": (write_one(2), "layer.*2"),
+         "write-layer-minus-1": (write_one(-1), "layer.*-1"),
+         "read-layer-5": (lambda c: c.read(5, "a"), "layer.*5")}
+REFUSED = [pytest.param(layout, *CALLS[name], id=f"{layout}-{name}")
+           for layout in LAYOUTS for name in CALLS if layout == "paged" or "layer" not in name]
+
+
+@pytest.mark.parametrize("layout, call, regex", REFUSED)
+def test_a_refused_call_names_what_is_wrong_and_changes_nothing(layout, call, regex):
+    cache = make_cache(layout, block_size=2, num_blocks=4)
+    cache.admit("a")
+    cache.extend("a", 3)
+    for layer in range(L):
+        cache.write(layer, "a", 0, *kv(np.random.default_rng(layer), 3))
+    before = books(cache)
+    with pytest.raises(ValueError, match=regex):
+        call(cache)
+    assert books(cache) == before
+
+
+def test_can_extend_of_an_unknown_request_is_a_value_error():
+    with pytest.raises(ValueError, match="req_id 'ghost'"):
+        PagedKVCache(block_size=2).can_extend("ghost", 1)
+
+
+def test_the_pool_refuses_to_retain_or_release_a_block_nobody_owns():
+    pool = BlockPool(4)
+    for method in (pool.retain, pool.release):
+        for block in (0, 7, -1, "0"):
+            with pytest.raises(ValueError, match=f"block {block!r}"):
+                method(block)
+    assert pool.ref_counts == [0, 0, 0, 0] and pool.num_free == 4
+
+
+def test_a_huge_pool_costs_nothing_until_its_blocks_are_used():
+    # Block ids and reference counts are made as blocks are first handed out: 10**8 blocks
+    # (the most a pool may have) cost a few bytes, not gigabytes.
+    import time
+    import tracemalloc
+    tracemalloc.start()
+    start = time.perf_counter()
+    cache = PagedKVCache(block_size=16, num_blocks=10**8)
+    cache.admit("a")
+    cache.extend("a", 40)
+    elapsed = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 0.5 and peak < 10**6
+    assert cache.block_tables["a"] == [0, 1, 2]
+    u = cache.usage()
+    assert (u.used_blocks, u.free_blocks, u.total_blocks) == (3, 10**8 - 3, 10**8)
+    cache.free("a")
+    assert cache.usage().free_blocks == 10**8
+
+
+def test_storage_for_a_huge_pool_is_refused_not_allocated():
+    with pytest.raises(ValueError, match=r"num_blocks=100000000 needs \d+ bytes"):
+        PagedKVCache(block_size=16, num_blocks=10**8, n_layers=L, n_heads=H, head_dim=D)
 
 
 def test_paged_usage_counters_and_wasted_slots():
@@ -284,6 +359,9 @@ def test_paged_and_dense_store_the_same_numbers():
     (dict(num_blocks=-1), ValueError, "num_blocks"),
     (dict(num_blocks=2.5), TypeError, "num_blocks"),
     (dict(num_blocks=True), TypeError, "num_blocks"),
+    (dict(num_blocks=2**63), ValueError, r"num_blocks must be <= 100000000, got 9223372036854775808"),
+    (dict(num_blocks=10**8 + 1), ValueError, "num_blocks"),
+    (dict(keep_duplicate_blocks=1), TypeError, "keep_duplicate_blocks"),
     (dict(n_layers=2), ValueError, "n_layers"),                 # shape given only in part
     (dict(n_layers=0, n_heads=2, head_dim=3), ValueError, "n_layers"),
 ])

@@ -152,6 +152,58 @@ def test_two_copies_of_a_block_computed_at_once_are_registered_once():
     check_block_accounting(cache)
 
 
+def test_with_keep_duplicate_blocks_both_copies_are_cached_as_in_vllm():
+    # The same two requests with keep_duplicate_blocks (what the vllm_v1 policy asks for):
+    # the copy [2, 3] is cached too; a lookup returns the oldest copy [0, 1], and once that
+    # is evicted the copy still hits.
+    cache = PagedKVCache(block_size=4, num_blocks=4, enable_prefix_caching=True,
+                         keep_duplicate_blocks=True)
+    for rid in "ab":
+        admit(cache, rid, P8)
+        cache.extend(rid, 8)
+    for rid in "ab":
+        cache.cache_full_blocks(rid, P8)
+    cache.free("a")                                  # LRU: 1, 0
+    cache.free("b")                                  # LRU: 1, 0, 3, 2
+    u = cache.usage()
+    assert (u.cached_blocks, u.free_blocks) == (4, 0)
+    check_block_accounting(cache)
+    assert cache.match_prefix(P8 + [0]).blocks == (0, 1)
+    admit(cache, "c", [9] * 8)
+    cache.extend("c", 8)                             # evicts 1 and 0: the copies take over
+    assert cache.block_tables["c"] == [1, 0] and cache.block_pool.num_evictions == 2
+    assert cache.match_prefix(P8 + [0]).blocks == (2, 3)
+    assert admit(cache, "d", P8 + [0]) == 8
+    check_block_accounting(cache)
+
+
+@pytest.mark.parametrize("keep, hits", [(False, (4, 4)), (True, (8, 0))])
+def test_a_kept_copy_changes_what_an_eviction_takes(keep, hits):
+    # a and b compute P8 side by side (blocks 0, 1 and 2, 3), x computes [7] * 4 (block 4).
+    # They finish a, x, b. One block per prefix: b's copies are freed, the LRU is 1, 0, 4, and
+    # e's 3 blocks are 2, 3 and an eviction of 1: P8's first block and x's still hit. Copies
+    # kept (vLLM): the LRU is 1, 0, 4, 3, 2, e evicts 1, 0 and 4: P8 hits whole through b's
+    # copies, x's block is gone.
+    cache = PagedKVCache(block_size=4, num_blocks=5, enable_prefix_caching=True,
+                         keep_duplicate_blocks=keep)
+    for rid in "ab":
+        admit(cache, rid, P8)
+        cache.extend(rid, 8)
+    for rid in "ab":
+        cache.cache_full_blocks(rid, P8)
+    admit(cache, "x", [7] * 4)
+    cache.extend("x", 4)
+    cache.cache_full_blocks("x", [7] * 4)
+    for rid in "axb":
+        cache.free(rid)
+    assert cache.block_pool.cached_blocks == ([1, 0, 4, 3, 2] if keep else [1, 0, 4])
+    admit(cache, "e", [9] * 12)
+    cache.extend("e", 12)
+    assert cache.block_tables["e"] == ([1, 0, 4] if keep else [2, 3, 1])
+    assert (cache.cached_prefix_len(P8 + [0]), cache.cached_prefix_len([7] * 5)) == hits
+    check_block_accounting(cache)
+
+
 # ---------------------------------------------------------------------- through the scheduler
 def test_a_fully_cached_prompt_still_computes_its_last_block():
     # "first" (prompt 8 = two full blocks, 3 new) runs alone: prefill in step 0, decodes in
@@ -287,10 +339,11 @@ def test_hash_collisions_never_reuse_the_wrong_block(monkeypatch, fake_hash, hit
     check_work(history, sched)
 
 
+@pytest.mark.parametrize("policy", ["decode_first", "vllm_v1"])    # vllm_v1 keeps copies
 @pytest.mark.parametrize("fake_hash", [None, "constant", "mod3"])
 @pytest.mark.parametrize("seed", [8, 9, 10, 11])
 def test_tokens_unchanged_with_prefix_caching_tight_pools_and_collisions(monkeypatch, seed,
-                                                                         fake_hash):
+                                                                         fake_hash, policy):
     if fake_hash:
         fake = (lambda p, t: 0) if fake_hash == "constant" else (lambda p, t: sum(t) % 3)
         monkeypatch.setattr(block_pool_module, "hash_block", fake)
@@ -299,7 +352,7 @@ def test_tokens_unchanged_with_prefix_caching_tight_pools_and_collisions(monkeyp
     for num_blocks in (pool, None):
         sched, history = run_workload(specs, plugins=[AccountingChecker()], max_tokens_per_step=6,
                                       prefill_chunk_size=4, block_size=2, num_blocks=num_blocks,
-                                      enable_prefix_caching=True)
+                                      enable_prefix_caching=True, policy=policy)
         for rid, prompt, n, _ in specs:
             assert sched.requests[rid].generated == reference_tokens(prompt, n)
         check_work(history, sched)

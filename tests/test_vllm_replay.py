@@ -77,22 +77,31 @@ def test_every_public_recorded_step_is_reproduced(workload):
     assert ours == theirs, first_difference(ours, theirs)
 
 
-# Extra workloads recorded the same way (tools/record_vllm_traces.py --random 200 --seed 2).
-# These 12 differ, all with prefix caching, in which cached blocks survive: vLLM registers a
-# second copy of a block whose content is already cached and keeps both (its free queue then
-# evicts by free order), while our BlockPool keeps one block per name and frees the copy.
-KNOWN_PREFIX_CACHE_DIVERGENCES = {
-    "random-2-9", "random-2-15", "random-2-18", "random-2-55", "random-2-81", "random-2-83",
-    "random-2-101", "random-2-102", "random-2-113", "random-2-116", "random-2-129",
-    "random-2-195"}
+# Extra workloads recorded the same way (tools/record_vllm_traces.py --random 200 --seed 2). 111
+# use prefix caching; 12 of those (random-2-9, -15, -18, -55, -81, -83, -101, -102, -113, -116,
+# -129, -195) need the pool to keep duplicate cached blocks as vLLM does (keep_duplicate_blocks).
+@pytest.mark.skipif(not EXTRA, reason="no extra recorded workloads")
+@pytest.mark.parametrize("workload", EXTRA, ids=[w["name"] for w in EXTRA])
+def test_every_extra_recorded_step_is_reproduced(workload):
+    ours, theirs = replay(workload), normalised(workload["steps"])
+    assert ours == theirs, first_difference(ours, theirs)
 
 
 @pytest.mark.skipif(not EXTRA, reason="no extra recorded workloads")
-def test_extra_recorded_workloads_are_reproduced_but_for_duplicate_cached_blocks():
-    differ = {w["name"] for w in EXTRA if replay(w) != normalised(w["steps"])}
-    assert differ == KNOWN_PREFIX_CACHE_DIVERGENCES
-    assert all(w["knobs"]["enable_prefix_caching"] for w in EXTRA if w["name"] in differ)
-    assert len(EXTRA) == 200
+def test_the_extra_traces_are_all_there():
+    assert len(EXTRA) == 200 and sum(len(w["steps"]) for w in EXTRA) == 7351
+    assert sum(w["knobs"]["enable_prefix_caching"] for w in EXTRA) == 111
+
+
+def test_without_vllm_duplicate_blocks_some_extra_workloads_differ(monkeypatch):
+    """What keep_duplicate_blocks is for: with one block per cached prefix (our default pool)
+    the copies are freed instead of cached, and these workloads keep different blocks."""
+    from cblab_src.core.policies.vllm_v1 import VllmV1
+    monkeypatch.setattr(VllmV1, "keep_duplicate_blocks", False)
+    workload = next((w for w in EXTRA if w["name"] == "random-2-9"), None)
+    if workload is None:
+        pytest.skip("no extra recorded workloads")
+    assert replay(workload) != normalised(workload["steps"])
 
 
 def test_the_public_traces_cover_what_vllm_does_differently():

@@ -16,17 +16,35 @@ tokens)``: its tokens and, through its parent's name, every token before them. T
 a name to the exact key ``(parent_hash, tokens)`` and the block holding it: one block of
 tokens per entry, never the whole prefix.
 
+**Copies.** Two requests computing the same prefix at once (admitted in the same step, say)
+each fill a block with the same tokens. By default the first block registered keeps the entry
+and the copy holds none: a lookup could not find more through it, so, released, it is simply
+free and no other prefix is evicted for it. vLLM does not deduplicate
+(``BlockHashToBlockMap``: one name, several blocks): every copy is cached when released, a
+lookup returns the oldest copy still held, and a hit survives while any copy does. With
+``keep_duplicates=True`` (what the ``vllm_v1`` policy asks for) this pool does the same: the
+copies take LRU places, which changes which cached blocks later evictions take (12 of the
+237 workloads recorded from vLLM, tests/data/vllm_traces, depend on it).
+
+**Eviction order, ours and vLLM's.** vLLM keeps one free queue, taken from the front: its ids in
+order at the start, each released block without a name put at the front, each named one at the
+back (a request's blocks are released tail first, so its last blocks are evicted first). Blocks
+without a name thus always precede named ones, and named ones sit in release order: our free
+list followed by our LRU. Only the ids handed out differ, never which content survives.
+
 **A collision never reuses a wrong block.** vLLM trusts the chained hash (optionally SHA-256,
 where a collision is astronomically unlikely); Python's 64-bit ``hash`` is not collision
 resistant and the tests force collisions on purpose, so we make every hit exact, in O(1) per
-block. A lookup compares the key, so the block's own tokens are right. And a name stands for
-one key as long as anything refers to it: a second key with a taken name is not cached (nor
-is anything after it), and an entry stays, even once its block is evicted, while a child
-entry or a running request still chains from it. A parent's name thus never changes meaning
-under its children, and by induction from the first block a hit holds exactly the prefix
-asked for.
+block, with or without copies. A lookup compares the key, so the block's own tokens are right.
+And a name stands for one key as long as anything refers to it: a second key with a taken name
+is not cached (nor is anything after it), and an entry stays, even once its blocks are evicted,
+while a child entry or a running request still chains from it. A parent's name thus never
+changes meaning under its children, and by induction from the first block a hit holds exactly
+the prefix asked for.
 
-With ``num_blocks=None`` the pool is unbounded: it doubles whenever it runs out.
+With ``num_blocks=None`` the pool is unbounded: it doubles whenever it runs out. A bounded pool
+holds at most ``MAX_COUNT`` (10**8) blocks and costs nothing for blocks never used: ids are
+handed out lazily, so ``num_blocks=10**8`` allocates no list of 10**8 counts.
 """
 
 from __future__ import annotations
@@ -34,9 +52,9 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .._validate import positive_int
+from .._validate import MAX_COUNT, positive_int
 
 
 def hash_block(parent_hash: int | None, tokens: tuple[int, ...]) -> int:
@@ -64,8 +82,9 @@ class _Entry:
     """One full block in the prefix table."""
 
     key: tuple                  # (parent_hash, tokens), compared on every lookup
-    block: int | None = None    # the block holding it; None once evicted
+    block: int | None = None    # the block a lookup returns (the oldest); None once evicted
     children: int = 0           # entries and running requests chaining from this one
+    copies: list[int] = field(default_factory=list)  # keep_duplicates: later blocks, oldest first
 
 
 class BlockPool:
@@ -74,11 +93,17 @@ class BlockPool:
 
     INITIAL_BLOCKS = 8  # starting size of an unbounded pool
 
-    def __init__(self, num_blocks: int | None):
+    def __init__(self, num_blocks: int | None, keep_duplicates: bool = False):
         self.bounded = num_blocks is not None
-        self.num_blocks = positive_int("num_blocks", num_blocks) if self.bounded else self.INITIAL_BLOCKS
-        self.ref_counts = [0] * self.num_blocks             # live owners of each block
-        self._free = list(range(self.num_blocks))           # a heap: lowest id first
+        self.num_blocks = (positive_int("num_blocks", num_blocks, maximum=MAX_COUNT)
+                           if self.bounded else self.INITIAL_BLOCKS)
+        if not isinstance(keep_duplicates, bool):
+            raise TypeError(f"keep_duplicates must be a bool, got {keep_duplicates!r}")
+        self.keep_duplicates = keep_duplicates
+        # Blocks 0 .. len(_refs)-1 have been handed out at least once; the others are free and
+        # cost nothing until then.
+        self._refs: list[int] = []                          # live owners of those blocks
+        self._free: list[int] = []                          # a heap of released ones: lowest first
         self._lru: OrderedDict[int, None] = OrderedDict()   # cached blocks, oldest use first
         self._table: dict[int, _Entry] = {}                 # block name -> entry
         self._hash_of: dict[int, int] = {}                  # block id -> name of its entry
@@ -86,8 +111,13 @@ class BlockPool:
         self.num_shared = 0                                 # blocks with reference count > 1
 
     @property
+    def ref_counts(self) -> list[int]:
+        """Live owners of each block, ``num_blocks`` long (a copy, for snapshots and checks)."""
+        return self._refs + [0] * (self.num_blocks - len(self._refs))
+
+    @property
     def num_free(self) -> int:
-        return len(self._free)
+        return len(self._free) + self.num_blocks - len(self._refs)
 
     @property
     def num_cached(self) -> int:
@@ -107,42 +137,59 @@ class BlockPool:
         """The ownerless blocks kept for reuse, least recently used (next evicted) first."""
         return list(self._lru)
 
+    def num_cached_of(self, blocks: Iterable[int]) -> int:
+        """How many of ``blocks`` are cached: retaining them takes them out of the available
+        pool (vLLM counts them the same way when admitting)."""
+        return sum(b in self._lru for b in blocks)
+
     # ------------------------------------------------------------------ owners
     def can_allocate(self, n: int) -> bool:
         """Whether ``n`` blocks can be taken now (an unbounded pool grows, so always)."""
         return not self.bounded or n <= self.num_available
 
     def allocate(self) -> int:
-        """Hand out a block with reference count 1: a free one, else evict the LRU cached one."""
-        if not self._free and self._lru:
+        """Hand out a block with reference count 1: the lowest free id, else evict the LRU
+        cached one (else, unbounded, grow)."""
+        if self._free:
+            block = heapq.heappop(self._free)
+        elif len(self._refs) < self.num_blocks:         # never used: ids above all others
+            block = len(self._refs)
+            self._refs.append(0)
+        elif self._lru:
             block, _ = self._lru.popitem(last=False)
             self._forget(block)
             self.num_evictions += 1
         else:
-            if not self._free:
-                assert not self.bounded, "allocation from an exhausted bounded pool"
-                self._grow()
-            block = heapq.heappop(self._free)
-        self.ref_counts[block] = 1
+            assert not self.bounded, "allocation from an exhausted bounded pool"
+            self.num_blocks *= 2                        # unbounded: grow, take a new block
+            return self.allocate()
+        self._refs[block] = 1
         return block
 
     def retain(self, block: int) -> None:
-        """One more owner for a block found in the prefix table."""
-        if self.ref_counts[block] == 0:
-            del self._lru[block]
-        self.ref_counts[block] += 1
-        self.num_shared += self.ref_counts[block] == 2
+        """One more owner for a block found in the prefix table (used, or cached)."""
+        if block in self._lru:
+            del self._lru[block]                        # owned again: no longer evictable
+        elif not self._is_used(block):
+            raise ValueError(f"block {block!r} is neither used nor cached: only those can be "
+                             f"retained")
+        self._refs[block] += 1
+        self.num_shared += self._refs[block] == 2
 
     def release(self, block: int) -> None:
         """One owner fewer; an ownerless block is kept as cached if it holds a table entry."""
-        assert self.ref_counts[block] > 0, f"block {block} released more often than owned"
-        self.ref_counts[block] -= 1
-        self.num_shared -= self.ref_counts[block] == 1
-        if self.ref_counts[block] == 0:
+        if not self._is_used(block):
+            raise ValueError(f"block {block!r} has no owner to release")
+        self._refs[block] -= 1
+        self.num_shared -= self._refs[block] == 1
+        if self._refs[block] == 0:
             if block in self._hash_of:
                 self._lru[block] = None                 # most recently used goes last
             else:
                 heapq.heappush(self._free, block)
+
+    def _is_used(self, block) -> bool:
+        return isinstance(block, int) and 0 <= block < len(self._refs) and self._refs[block] > 0
 
     # ------------------------------------------------------------------ the prefix table
     def lookup(self, parent_hash: int | None, tokens: tuple[int, ...]) -> int | None:
@@ -169,8 +216,9 @@ class BlockPool:
         """Offer ``block``, full with ``tokens`` right after the prefix ``parent_hash`` names.
 
         Returns the block's name, to chain the next block from; ``None`` if that name belongs
-        to another key (a collision): then neither this block nor any after it is cached. The
-        first block to hold a prefix keeps it; a copy computed alongside is freed on release.
+        to another key (a collision): then neither this block nor any after it is cached. If
+        another block already holds the key, this copy is kept too with ``keep_duplicates``
+        (vLLM), else it holds no entry and is freed on release.
         """
         block_hash = hash_block(parent_hash, tokens)
         entry = self._table.get(block_hash)
@@ -180,10 +228,14 @@ class BlockPool:
                 self._table[parent_hash].children += 1
         elif entry.key != (parent_hash, tokens):
             return None
+        if entry.block is not None and not self.keep_duplicates:
+            return block_hash
+        assert block not in self._hash_of, f"block {block} already holds another prefix"
         if entry.block is None:
-            assert block not in self._hash_of, f"block {block} already holds another prefix"
             entry.block = block
-            self._hash_of[block] = block_hash
+        else:
+            entry.copies.append(block)
+        self._hash_of[block] = block_hash
         return block_hash
 
     def pin(self, block_hash: int | None) -> None:
@@ -207,8 +259,13 @@ class BlockPool:
         return block in self._hash_of
 
     def _forget(self, block: int) -> None:
+        # An evicted block leaves its entry; the oldest copy left, if any, takes its place.
         block_hash = self._hash_of.pop(block)
-        self._table[block_hash].block = None
+        entry = self._table[block_hash]
+        if entry.block == block:
+            entry.block = entry.copies.pop(0) if entry.copies else None
+        else:
+            entry.copies.remove(block)
         self._prune(block_hash)
 
     def _prune(self, block_hash: int) -> None:
@@ -221,13 +278,6 @@ class BlockPool:
                 return
             entry = self._table[block_hash]
             entry.children -= 1
-
-    def _grow(self) -> None:
-        old = self.num_blocks
-        self.num_blocks *= 2
-        self.ref_counts.extend([0] * (self.num_blocks - old))
-        for b in range(old, self.num_blocks):
-            heapq.heappush(self._free, b)
 
 
 def as_match(match) -> PrefixMatch:

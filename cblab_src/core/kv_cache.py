@@ -86,9 +86,11 @@ class KVCache(abc.ABC):
         """Tokens stored, over all requests."""
         return self._num_tokens
 
-    def seq_len(self, req_id: Hashable) -> int:
+    def num_computed_tokens(self, req_id: Hashable) -> int:
         """Tokens stored for one request."""
         return self._lengths[req_id]
+
+    seq_len = num_computed_tokens   # its former name, which chapters 5, 7 and 11 still call
 
     @property
     def req_ids(self) -> list[Hashable]:
@@ -128,14 +130,25 @@ class KVCache(abc.ABC):
 
     def _grow(self, req_id: Hashable, n: int) -> None:
         """Record ``n`` more tokens of a request (its slots exist)."""
+        if req_id not in self._lengths:
+            raise self._unknown(req_id)
+        if n < 0:
+            raise ValueError(f"n must be >= 0 (a KV cache only grows), got {n!r}")
         self._lengths[req_id] += n
         self._num_tokens += n
 
     def _untrack(self, req_id: Hashable) -> int:
         """Stop tracking a request; return how many tokens it held."""
+        if req_id not in self._lengths:
+            raise self._unknown(req_id)
         length = self._lengths.pop(req_id)
         self._num_tokens -= length
         return length
+
+    @staticmethod
+    def _unknown(req_id: Hashable) -> ValueError:
+        """The error for a request this cache does not hold (instead of a bare ``KeyError``)."""
+        return ValueError(f"req_id {req_id!r} is not in the KV cache (never admitted, or freed)")
 
     def can_extend(self, req_id: Hashable, n: int) -> bool:
         """Whether ``n`` more tokens of the request fit now (always, for a dense cache)."""
@@ -175,9 +188,12 @@ class KVCache(abc.ABC):
         if req_id in self._lengths:
             raise ValueError(f"req_id {req_id!r} is already in the KV cache")
 
-    def _require_storage(self) -> None:
+    def _require_storage(self, layer: int | None = None) -> None:
+        """Refuse to touch K/V without storage, or (given ``layer``) in a layer it lacks."""
         if not self.has_storage:
             raise RuntimeError("this KV cache keeps accounting only (built with n_layers=None)")
+        if layer is not None and not 0 <= layer < self.n_layers:
+            raise ValueError(f"layer must be in [0, {self.n_layers}), got {layer!r}")
 
 
 class DenseKVCache(KVCache):

@@ -7,6 +7,7 @@ their K/V. See :mod:`cblab_src.core.kv_cache` for the operations every layout of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -30,19 +31,27 @@ class PagedKVCache(KVCache):
 
     With ``enable_prefix_caching`` every full block is remembered by a chained hash of its
     prefix; a new request whose prompt starts with cached blocks shares them (reference counts)
-    instead of computing them again.
+    instead of computing them again. ``keep_duplicate_blocks`` keeps every block holding a
+    cached prefix, as vLLM does, not only the first (see :mod:`~cblab_src.core.block_pool`).
+
+    The K/V storage, with ``n_layers``, is allocated for the whole pool up front, as a server
+    reserves its GPU memory; a pool whose storage would exceed ``MAX_STORAGE_BYTES`` is refused.
     """
 
     layout = "paged"
+    MAX_STORAGE_BYTES = 2**32      # 4 GiB: far above any chapter, below a mistyped num_blocks
 
     def __init__(self, block_size: int = 16, num_blocks: int | None = None, n_layers=None,
-                 n_heads=None, head_dim=None, dtype=np.float64, enable_prefix_caching: bool = False):
+                 n_heads=None, head_dim=None, dtype=np.float64, enable_prefix_caching: bool = False,
+                 keep_duplicate_blocks: bool = False):
         super().__init__(n_layers, n_heads, head_dim, dtype)
         self.block_size = positive_int("block_size", block_size)
         if not isinstance(enable_prefix_caching, bool):
             raise TypeError(f"enable_prefix_caching must be a bool, got {enable_prefix_caching!r}")
         self.enable_prefix_caching = enable_prefix_caching
-        self.block_pool = BlockPool(num_blocks)
+        if not isinstance(keep_duplicate_blocks, bool):
+            raise TypeError(f"keep_duplicate_blocks must be a bool, got {keep_duplicate_blocks!r}")
+        self.block_pool = BlockPool(num_blocks, keep_duplicates=keep_duplicate_blocks)
         self.block_tables: dict[Hashable, list[int]] = {}
         # Per request: (its full blocks already in the prefix table, the last one's name), or
         # None once a hash collision ended its chain.
@@ -52,6 +61,11 @@ class PagedKVCache(KVCache):
         self.v_pool: list[np.ndarray] = []
         if self.has_storage:
             shape = (self.num_blocks, self.block_size, self.n_heads, self.head_dim)
+            nbytes = 2 * self.n_layers * math.prod(shape) * self.dtype.itemsize
+            if nbytes > self.MAX_STORAGE_BYTES:
+                raise ValueError(f"num_blocks={num_blocks} needs {nbytes} bytes of K/V storage, "
+                                 f"more than {self.MAX_STORAGE_BYTES}: use fewer blocks, or "
+                                 f"n_layers=None for accounting only")
             self.k_pool = [np.zeros(shape, self.dtype) for _ in range(self.n_layers)]
             self.v_pool = [np.zeros(shape, self.dtype) for _ in range(self.n_layers)]
 
@@ -93,7 +107,7 @@ class PagedKVCache(KVCache):
     def can_admit(self, match: PrefixMatch, num_tokens: int, keep_free: int = 0) -> bool:
         match, pool = as_match(match), self.block_pool
         # Retaining a cached (ownerless) hit takes it out of the available pool, too.
-        retained = sum(pool.ref_counts[b] == 0 for b in match.blocks)
+        retained = pool.num_cached_of(match.blocks)
         return pool.can_allocate(retained + self.blocks_for(num_tokens) - len(match.blocks)
                                  + keep_free)
 
@@ -135,18 +149,30 @@ class PagedKVCache(KVCache):
         return ceil_div(self._lengths[req_id] + n, self.block_size) - len(self.block_tables[req_id])
 
     def can_extend(self, req_id, n):
-        # (performance: this runs for every token of every step, so blocks_to_extend is inlined)
-        need = ceil_div(self._lengths[req_id] + n, self.block_size) - len(self.block_tables[req_id])
+        # (performance: this runs for every token of every step, so blocks_to_extend is inlined;
+        # the try costs nothing until an unknown req_id makes it raise)
+        try:
+            length = self._lengths[req_id] + n
+        except KeyError:
+            raise self._unknown(req_id) from None
+        need = ceil_div(length, self.block_size) - len(self.block_tables[req_id])
         return need <= 0 or self.block_pool.can_allocate(need)
 
     def extend(self, req_id, n):
         # This runs once per token of every step: the common case (room in the last block)
-        # costs one division.
-        length = self._lengths[req_id] + n
+        # costs one division, and the checks a comparison (the try is free until it raises).
+        try:
+            length = self._lengths[req_id] + n
+        except KeyError:
+            raise self._unknown(req_id) from None
+        if n < 0:
+            raise ValueError(f"n must be >= 0 (a KV cache only grows), got {n!r}")
         table = self.block_tables[req_id]
         need = ceil_div(length, self.block_size) - len(table)
         if need > 0:
-            assert self.block_pool.can_allocate(need), f"no room to extend {req_id!r} by {n}"
+            if not self.block_pool.can_allocate(need):
+                raise ValueError(f"no room to extend req_id {req_id!r} by n={n}: it needs {need} "
+                                 f"more blocks, {self.num_available_blocks} are available")
             table.extend(self.block_pool.allocate() for _ in range(need))
             self._num_table_blocks += need
             self._fit_storage()
@@ -154,7 +180,7 @@ class PagedKVCache(KVCache):
         self._num_tokens += n
 
     def write(self, layer, req_id, start, k, v):
-        self._require_storage()
+        self._require_storage(layer)
         assert start + k.shape[0] <= self._lengths[req_id]
         blocks, offsets = slot_indices(self.block_tables[req_id], self.block_size,
                                        start, start + k.shape[0])
@@ -164,17 +190,19 @@ class PagedKVCache(KVCache):
     def write_slots(self, layer: int, slots: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
         """Store ``k, v (N, H, D)`` of a whole step at flat ``slots (N,)`` (see
         :func:`~cblab_src.attention.paged_attention.slot_mapping`): one scatter per layer."""
-        self._require_storage()
+        self._require_storage(layer)
         self.k_pool[layer].reshape(-1, *k.shape[1:])[slots] = k
         self.v_pool[layer].reshape(-1, *v.shape[1:])[slots] = v
 
     def read(self, layer, req_id):
-        self._require_storage()
+        self._require_storage(layer)
         table, length = self.block_tables[req_id], self._lengths[req_id]
         return gather_kv(self.k_pool[layer], table, length), gather_kv(self.v_pool[layer], table, length)
 
     def free(self, req_id):
         # Release the tail first, so the LRU evicts a prefix's last blocks before its first.
+        if req_id not in self.block_tables:
+            raise self._unknown(req_id)
         table = self.block_tables.pop(req_id)
         for b in reversed(table):
             self.block_pool.release(b)

@@ -20,6 +20,10 @@ class Policy(abc.ABC):
     # Whether a block joins the prefix cache as soon as its tokens are scheduled (vLLM), so a
     # request admitted later in the same step can share it, or only once computed (after the step).
     cache_blocks_when_scheduled: bool = False
+    # Whether the prefix cache keeps every block holding a cached prefix (vLLM: a copy computed
+    # alongside the first is cached too) or only the first (the copy is freed when released).
+    # Read once, when the scheduler builds its KV cache.
+    keep_duplicate_blocks: bool = False
 
     @abc.abstractmethod
     def schedule(self, plan) -> None:

@@ -18,7 +18,9 @@ nobody to starve". When a running request needs a block and none is free, the me
 preempts the last request of the running list, repeatedly; that may be the requester itself,
 which then gives up its turn, and nothing after it runs this step. With prefix caching, a
 block is shared from the moment its tokens are scheduled, so a request admitted after another
-in the same step can reuse blocks that this very step computes.
+in the same step can reuse blocks that this very step computes; and a block whose content is
+already cached is cached too (vLLM does not deduplicate), so which prefixes survive eviction is
+vLLM's (see :mod:`~cblab_src.core.block_pool`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class VllmV1(Policy):
 
     name = "vllm_v1"
     cache_blocks_when_scheduled = True
+    keep_duplicate_blocks = True
 
     def schedule(self, plan) -> None:
         alone = len(plan.running) + len(plan.waiting) == 1
