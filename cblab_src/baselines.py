@@ -10,7 +10,7 @@ scheduler do it:
 * then every step decodes one token for every row of the batch, finished or not, each row
   attending to the padded context, until the longest output is done;
 * only then are the replies returned and the next batch starts. A request's output tokens
-  are produced step by step, but its reply (``finish_ms``) is the end of its batch.
+  are produced step by step, but its reply (``RequestTimes.finish``) is the end of its batch.
 
 Decode-first continuous batching and the prefill-first baseline are
 ``Scheduler(policy="decode_first" | "prefill_first")``; this module is the third policy, in
@@ -25,7 +25,7 @@ import numpy as np
 
 from ._validate import positive_int
 from .costmodel import DEFAULT_COST_MODEL, CostModel, StepArrays
-from .timing import LatencySummary, RequestTimes
+from .monitoring.metrics import LatencySummary, RequestTimes
 from .workloads import Workload
 
 
@@ -43,7 +43,7 @@ class StaticRun:
     cost_model: CostModel
 
     def summary(self) -> LatencySummary:
-        return LatencySummary.of(self.times, self.num_steps)
+        return LatencySummary.of(self.times, self.num_steps, unit="ms")
 
 
 def _batch_steps(prompt: int, longest_output: int, rows: int) -> StepArrays:
@@ -95,7 +95,7 @@ def simulate_static(workload: Workload, cost_model: CostModel = DEFAULT_COST_MOD
         for r in batch:
             times[r] = RequestTimes(workload.specs[r].req_id, int(prompts[r]),
                                     float(arrivals[r]), tuple(ends[:outputs[r]].tolist()),
-                                    float(ends[-1]))
+                                    float(ends[-1]), unit="ms")
         clock = float(ends[-1])
         steps += len(plan)
         batches += 1

@@ -15,7 +15,7 @@ import numpy as np
 from .core.request import Request
 from .core.config import SchedulerConfig
 from .core.scheduler import Scheduler, SchedulerCounters, StepStats
-from .monitoring.metrics import RequestMetrics, request_metrics
+from .monitoring.metrics import LatencySummary, RequestTimes, request_times
 from .monitoring.pool_snapshot import PoolRecorder as _PoolRecorder, PoolSnapshot
 from .plugins.base import SchedulerPlugin
 from .workloads import Workload
@@ -51,9 +51,18 @@ class ScheduleRun:
     def req_ids(self) -> list[Hashable]:
         return [r.req_id for r in self.requests]
 
+    def request_times(self) -> list[RequestTimes]:
+        """Each finished request's arrival and token times, in steps."""
+        return request_times(self.requests)
+
     @property
-    def metrics(self) -> list[RequestMetrics]:
-        return request_metrics(self.requests)
+    def metrics(self) -> list[RequestTimes]:
+        """:meth:`request_times`, under the name the chapters use."""
+        return self.request_times()
+
+    def latency_summary(self) -> LatencySummary:
+        """The run's latencies in steps: means, percentiles, output tokens per step."""
+        return LatencySummary.of(self.request_times(), self.num_steps, unit="step")
 
     @property
     def tokens_per_step(self) -> float:
@@ -74,14 +83,14 @@ class ScheduleRun:
                      idle_step_ms=idle_step_ms)
 
     def summary(self) -> dict:
-        """Steps, tokens/step, mean TTFT and TPOT (in steps) — what the sliders report."""
-        ttft = [m.ttft for m in self.metrics if m.ttft is not None]
-        tpot = [m.tpot for m in self.metrics if m.tpot is not None]
+        """Steps, tokens/step, mean TTFT and TPOT (in steps) — what the sliders report, read off
+        :meth:`latency_summary`."""
+        s = self.latency_summary()
         return {
             "steps": self.num_steps,
             "tokens_per_step": round(self.tokens_per_step, 2),
-            "mean_ttft": round(float(np.mean(ttft)), 2) if ttft else None,
-            "mean_tpot": round(float(np.mean(tpot)), 2) if tpot else None,
+            "mean_ttft": round(s.ttft.mean, 2) if s.ttft.count else None,
+            "mean_tpot": round(s.tpot.mean, 2) if s.tpot.count else None,
         }
 
 

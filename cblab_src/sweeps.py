@@ -31,12 +31,12 @@ class SweepRow:
 
     @classmethod
     def of(cls, setting: int, run: ScheduleRun) -> "SweepRow":
-        ttft = [m.ttft for m in run.metrics if m.ttft is not None]
+        ttft = run.latency_summary().ttft
         prefill = sum(s.num_prefill_tokens for s in run.history)
         return cls(setting, run.num_steps, round(run.tokens_per_step, 2),
                    run.counters.preemptions, run.counters.recomputed_tokens,
                    round(run.counters.prefix_hit_rate, 3), prefill,
-                   round(float(np.mean(ttft)), 2) if ttft else 0.0)
+                   round(ttft.mean, 2) if ttft.count else 0.0)
 
 
 def pool_size_sweep(workload: Workload, pool_sizes: Sequence[int], *, max_tokens_per_step: int,

@@ -10,20 +10,17 @@ Two ways to get a :class:`TimedRun`:
   steps: each step lasts what the cost model says, and a request arriving at step ``a`` arrives
   when step ``a`` starts. Empty steps (waiting for arrivals) last ``idle_step_ms``.
 
-Latencies, in milliseconds (step ``s`` ends at ``step_end_ms[s]``):
-
-* TTFT = end of the step that sampled the first token - arrival;
-* ITL (inter-token latency, Sarathi-Serve's TBT) = gaps between the ends of the steps that
-  produced consecutive tokens of a request; TPOT = their mean per request;
-* end-to-end = end of the step that sampled the last token - arrival.
-
-Throughput is output tokens per second of the whole run (``total_tok_s`` counts prompt tokens
-too, as Anyscale's benchmark did).
+Latencies are those of :mod:`cblab_src.monitoring.metrics` (one definition for steps and ms) on
+the millisecond clock: a token is ready when its step ends, at ``step_end_ms[s]``, and
+:meth:`TimedRun.request_times` gives each request's :class:`RequestTimes` with ``unit="ms"``.
+ITL is what Sarathi-Serve calls TBT (time between tokens). :meth:`TimedRun.summary` is their
+:class:`LatencySummary`: percentiles in ms, throughput in output tokens per second of the whole
+run (``total_tok_s`` counts prompt tokens too, as Anyscale's benchmark did).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,91 +31,10 @@ from .core.config import SchedulerConfig
 from .core.scheduler import Scheduler
 from .core.step_stats import StepStats
 from .costmodel import DEFAULT_COST_MODEL, CostModel, StepComposition
+from .monitoring.metrics import LatencySummary, RequestTimes
 from .workloads import Workload
 
-
-@dataclass(frozen=True)
-class RequestTimes:
-    """When one request arrived and when each of its tokens was produced, in milliseconds."""
-
-    req_id: Hashable
-    prompt_len: int
-    arrival_ms: float
-    token_ms: tuple[float, ...]     # end of the step that produced each output token
-    finish_ms: float                 # when the reply is complete (the last token, or later)
-
-    @property
-    def num_generated(self) -> int:
-        return len(self.token_ms)
-
-    @property
-    def ttft_ms(self) -> float | None:
-        return self.token_ms[0] - self.arrival_ms if self.token_ms else None
-
-    @property
-    def itl_ms(self) -> np.ndarray:
-        """``(n - 1,)`` gaps between consecutive tokens."""
-        return np.diff(np.asarray(self.token_ms, dtype=np.float64))
-
-    @property
-    def tpot_ms(self) -> float | None:
-        """Mean gap between tokens after the first (None with fewer than two tokens)."""
-        n = len(self.token_ms)
-        return (self.token_ms[-1] - self.token_ms[0]) / (n - 1) if n > 1 else None
-
-    @property
-    def e2e_ms(self) -> float:
-        return self.finish_ms - self.arrival_ms
-
-
-def _pct(values, q) -> float:
-    values = np.asarray(values, dtype=np.float64)
-    return float(np.percentile(values, q)) if values.size else float("nan")
-
-
-@dataclass(frozen=True)
-class LatencySummary:
-    """A run's throughput and latency percentiles; times in ms, rates per second."""
-
-    num_requests: int
-    num_steps: int
-    makespan_ms: float              # first arrival to last token
-    prompt_tokens: int
-    output_tokens: int
-    throughput_tok_s: float         # output tokens per second
-    total_tok_s: float              # (prompt + output) tokens per second
-    requests_per_s: float
-    ttft_mean_ms: float
-    ttft_p50_ms: float
-    ttft_p99_ms: float
-    tpot_mean_ms: float
-    itl_p50_ms: float
-    itl_p99_ms: float
-    itl_max_ms: float
-    e2e_p50_ms: float
-    e2e_p99_ms: float
-
-    @classmethod
-    def of(cls, times: Sequence[RequestTimes], num_steps: int) -> "LatencySummary":
-        start = min((t.arrival_ms for t in times), default=0.0)
-        end = max((t.finish_ms for t in times), default=0.0)
-        makespan = end - start
-        ttft = [t.ttft_ms for t in times if t.ttft_ms is not None]
-        tpot = [t.tpot_ms for t in times if t.tpot_ms is not None]
-        itl = np.concatenate([t.itl_ms for t in times]) if times else np.zeros(0)
-        e2e = [t.e2e_ms for t in times]
-        prompt = sum(t.prompt_len for t in times)
-        output = sum(t.num_generated for t in times)
-        per_s = 1000.0 / makespan if makespan > 0 else float("nan")
-        return cls(len(times), num_steps, makespan, prompt, output, output * per_s,
-                   (prompt + output) * per_s, len(times) * per_s,
-                   float(np.mean(ttft)) if ttft else float("nan"), _pct(ttft, 50), _pct(ttft, 99),
-                   float(np.mean(tpot)) if tpot else float("nan"), _pct(itl, 50), _pct(itl, 99),
-                   float(itl.max()) if itl.size else float("nan"), _pct(e2e, 50), _pct(e2e, 99))
-
-    def rounded(self, digits: int = 1) -> dict:
-        """The fields as a dict, floats rounded (for printing a table)."""
-        return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in vars(self).items()}
+__all__ = ["LatencySummary", "RequestTimes", "TimedRun", "simulate_timed", "timed"]
 
 
 @dataclass(frozen=True)
@@ -142,19 +58,13 @@ class TimedRun:
         return float(self.step_ms.sum())
 
     def request_times(self) -> list[RequestTimes]:
-        """Per request (finished ones), its arrival and token times."""
-        end = self.step_end_ms
-        out = []
-        for r, arrival in zip(self.requests, self.arrival_ms):
-            if r.finish_step is None:
-                continue
-            tokens = tuple(end[r.token_steps].tolist()) if r.token_steps else ()
-            out.append(RequestTimes(r.req_id, r.prompt_len, float(arrival), tokens,
-                                    float(end[r.finish_step])))
-        return out
+        """Per finished request, its arrival and token times in ms."""
+        return [RequestTimes.from_request(r, self.step_end_ms, arrival)
+                for r, arrival in zip(self.requests, self.arrival_ms) if r.finish_step is not None]
 
     def summary(self) -> LatencySummary:
-        return LatencySummary.of(self.request_times(), self.num_steps)
+        """Latency percentiles in ms and throughput per second."""
+        return LatencySummary.of(self.request_times(), self.num_steps, unit="ms")
 
 
 def simulate_timed(workload: Workload, cost_model: CostModel = DEFAULT_COST_MODEL,

@@ -108,7 +108,7 @@ def check_block_accounting(cache) -> None:
     * each table has exactly the blocks its tokens need; ``tokens`` sums the lengths.
     """
     usage = cache.usage()
-    assert usage.tokens == len(cache) == sum(cache.seq_len(r) for r in cache.req_ids)
+    assert usage.tokens == len(cache) == sum(cache.num_computed_tokens(r) for r in cache.req_ids)
     if not isinstance(cache, PagedKVCache):
         assert (usage.used_blocks, usage.free_blocks, usage.cached_blocks) == (0, 0, 0)
         return
@@ -118,7 +118,7 @@ def check_block_accounting(cache) -> None:
     owners = np.zeros(cache.num_blocks, dtype=np.int64)
     for rid, table in cache.block_tables.items():
         assert len(table) == len(set(table)), (rid, table)
-        assert len(table) == cache.blocks_for(cache.seq_len(rid)), (rid, table)
+        assert len(table) == cache.blocks_for(cache.num_computed_tokens(rid)), (rid, table)
         owners[table] += 1
     assert owners.tolist() == list(alloc.ref_counts), "reference counts != live owners"
     assert usage.used_blocks == int((owners > 0).sum())
@@ -201,7 +201,7 @@ class RecordingLLM(TinyLLM):
         logits = super().forward_step(batch, cache, attend)
         samplers = [s.req_id for s in batch.segments if s.samples]
         self.step_logits.append(dict(zip(samplers, logits)))
-        self.kv_lens.append({s.req_id: cache.seq_len(s.req_id) for s in batch.segments})
+        self.kv_lens.append({s.req_id: cache.num_computed_tokens(s.req_id) for s in batch.segments})
         return logits
 
 

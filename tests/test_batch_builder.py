@@ -88,8 +88,11 @@ def test_build_batch_docstring_example():
     assert batch.num_tokens == 3
     np.testing.assert_array_equal(batch.cu_seqlens, [0, 2, 3])
     a, b = batch.segments
-    assert (a.req_id, a.offset, a.length, a.start_pos, a.samples, a.end_pos) == ("A", 0, 2, 0, False, 2)
-    assert (b.req_id, b.offset, b.length, b.start_pos, b.samples, b.end_pos) == ("B", 2, 1, 5, True, 6)
+    assert ((a.req_id, a.offset, a.length, a.start_pos, a.samples, a.num_computed_tokens)
+            == ("A", 0, 2, 0, False, 2))
+    assert ((b.req_id, b.offset, b.length, b.start_pos, b.samples, b.num_computed_tokens)
+            == ("B", 2, 1, 5, True, 6))
+    assert (a.end_pos, b.end_pos) == (2, 6)                 # the former name
     np.testing.assert_array_equal(batch.mask(), [[T, F, F], [T, T, F], [F, F, T]])
 
 

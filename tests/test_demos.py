@@ -135,8 +135,8 @@ def test_paged_attention_prints_block_tables_and_checks(capsys):
     args = ["--block-size", "4", "--prompt-len", "6", "--max-new-tokens", "3", "--num-blocks", "8"]
     out = run(demo_paged_attention, args, capsys)
     assert "len(cache) = 12" in out and "len(cache) = 14" in out and "len(cache) = 0" in out
-    assert "A: seq_len   6  block_table [0, 1]" in out
-    assert "B: seq_len   6  block_table [2, 3]" in out
+    assert "A: num_computed_tokens   6  block_table [0, 1]" in out
+    assert "B: num_computed_tokens   6  block_table [2, 3]" in out
     assert "pool |AAAA|AA··|BBBB|BB··|" in out
     assert "blocks used 4/8, free 4, cached 0, shared 0, wasted slots 4" in out
     assert "paged == dense: False" not in out

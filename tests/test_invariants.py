@@ -115,7 +115,7 @@ class InvariantChecker(SchedulerPlugin):
         assert set(cache.req_ids) == {r.req_id for r in sched.running}
         for rid in cache.req_ids:
             r = sched.requests[rid]
-            assert cache.seq_len(rid) == r.num_computed_tokens <= r.max_kv_tokens
+            assert cache.num_computed_tokens(rid) == r.num_computed_tokens <= r.max_kv_tokens
 
 
 def cache_kwargs(name, specs):

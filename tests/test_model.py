@@ -18,7 +18,7 @@ def test_forward_prefill_dense_shapes(model):
     assert len(out.keys) == len(out.values) == model.n_layers == 2
     for k, v in zip(out.keys, out.values):
         assert k.shape == v.shape == (T, model.n_heads, model.head_dim) == (T, 4, 16)
-    assert out.kv_len == T
+    assert out.num_computed_tokens == out.kv_len == T     # kv_len: the former name
 
 
 def test_dense_prefill_is_causal(model):
@@ -43,7 +43,7 @@ def test_chunked_prefill_equals_dense_prefill(kv_layout, block_size, chunk):
         sched.step()
         # After each chunk the cache holds a prefix of the one-shot prefill's K/V.
         cached = min((i + 1) * chunk, len(PROMPT))
-        assert sched.kv_cache.seq_len("p") == req.prefill_pos == cached
+        assert sched.kv_cache.num_computed_tokens("p") == req.prefill_pos == cached
         for layer in range(MODEL.n_layers):
             k, v = sched.kv_cache.read(layer, "p")
             np.testing.assert_allclose(k, dense.keys[layer][:cached], rtol=0, atol=1e-10)

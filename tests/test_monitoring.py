@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cblab_src import (DetailedMemoryProfiler, MetricsCollector, MetricsPlugin, Request,
-                       RequestMetrics, Scheduler)
+                       RequestMetrics, RequestTimes, Scheduler)
 
 from conftest import MODEL
 
@@ -67,10 +67,12 @@ def test_request_summary_of_the_hand_traced_schedule():
     sched.add_request(Request("A", [11, 22, 33, 44, 55], 3))
     sched.add_request(Request("B", [7, 8, 9, 10], 2))
     sched.run()
-    assert plugin.collector.requests == [
-        RequestMetrics("B", prompt_len=4, num_generated=2, ttft=2, tpot=1.0, itl=(1,), e2e=3),
-        RequestMetrics("A", prompt_len=5, num_generated=3, ttft=2, tpot=1.0, itl=(1, 1), e2e=4),
+    assert plugin.collector.requests == [       # tokens ready at the end of steps 1, 2 (and 3)
+        RequestTimes("B", prompt_len=4, arrival=0, token_times=(2, 3), finish=3, unit="step"),
+        RequestTimes("A", prompt_len=5, arrival=0, token_times=(2, 3, 4), finish=4, unit="step"),
     ]
+    assert [(m.num_generated, m.ttft, m.tpot, m.itl, m.e2e) for m in plugin.collector.requests] == [
+        (2, 2, 1.0, (1,), 3), (3, 2, 1.0, (1, 1), 4)]
     summary = plugin.collector.get_request_summary()
     assert summary["requests"] == 2 and summary["output_tokens"] == 5
     assert summary["ttft"] == {"mean": 2.0, "p90": 2.0}
@@ -79,22 +81,24 @@ def test_request_summary_of_the_hand_traced_schedule():
     assert summary["e2e"]["p90"] == pytest.approx(3.9)         # 3 + 0.9 * (4 - 3)
 
 
-def test_request_metrics_of_a_waiting_late_request():
+def test_request_times_of_a_waiting_late_request():
     # Arrives at step 2, gets tokens in steps 4 and 7, finishes in step 7.
     r = Request("x", [1, 2], 2, arrival_step=2)
     r.append_token(5, step=4)
     r.append_token(6, step=7)
     r.finish_step = 7
-    m = RequestMetrics.from_request(r)
+    m = RequestTimes.from_request(r)
+    assert (m.unit, m.arrival, m.token_times, m.finish) == ("step", 2, (5, 8), 8)
     assert (m.ttft, m.tpot, m.itl, m.e2e) == (3, 3.0, (3,), 6)
+    assert RequestMetrics is RequestTimes                  # the former name of the step record
 
 
-def test_request_metrics_without_tokens_and_unfinished():
+def test_request_times_without_tokens_and_unfinished():
     r = Request("z", [1], 0, arrival_step=4)
     with pytest.raises(ValueError, match="not finished"):
-        RequestMetrics.from_request(r)
+        RequestTimes.from_request(r)
     r.finish_step = 4
-    m = RequestMetrics.from_request(r)
+    m = RequestTimes.from_request(r)
     assert (m.num_generated, m.ttft, m.tpot, m.itl, m.e2e) == (0, None, None, (), 1)
 
 

@@ -23,7 +23,7 @@ from cblab_src import (FinishReason, PagedKVCache, Request, RequestState, Sampli
                        Scheduler, SchedulerPlugin, TinyLLM)
 from cblab_src.costmodel import CostModel, StepArrays
 from cblab_src.model.sampling import probabilities
-from cblab_src.monitoring.metrics import request_metrics
+from cblab_src.monitoring.metrics import request_times
 from cblab_src.timing import timed
 
 from conftest import check_work
@@ -371,7 +371,7 @@ def test_ttft_counts_the_arrival_step_and_the_first_token_step():
             for rid, _ in stats.sampled:
                 first.setdefault(rid, stats.step_id)
         finish = {rid: s.step_id for s in history for rid in s.finished_ids}
-        for r, m in zip(requests, request_metrics(requests)):
+        for r, m in zip(requests, request_times(requests)):
             assert m.req_id == r.req_id
             assert m.e2e == finish[r.req_id] - r.arrival_step + 1 >= 1
             if r.max_new_tokens == 0:

@@ -94,7 +94,7 @@ def test_hand_traced_states_and_kv_around_the_preemption():
     assert sched.kv_cache.block_tables == {"B": [0], "C": [1]}
     assert (b.state, b.num_computed_tokens, c.state) == (RequestState.PREFILL, 4,
                                                          RequestState.DECODE)
-    assert sched.kv_cache.seq_len("B") == b.num_computed_tokens == 4
+    assert sched.kv_cache.num_computed_tokens("B") == b.num_computed_tokens == 4
 
 
 def self_preemption_scheduler():

@@ -135,7 +135,8 @@ class Watcher(SchedulerPlugin):
         live = {r.req_id for r in scheduler.running}
         assert set(scheduler.kv_cache.req_ids) == live, "KV held by exactly the running requests"
         for rid in live:
-            assert scheduler.kv_cache.seq_len(rid) == scheduler.requests[rid].num_computed_tokens
+            assert (scheduler.kv_cache.num_computed_tokens(rid)
+                    == scheduler.requests[rid].num_computed_tokens)
 
 
 def queue_order(requests):

@@ -86,9 +86,10 @@ def test_kv_holds_the_prompt_after_prefill_and_p_plus_n_minus_1_at_the_end():
 def test_kv_after_prefill_seen_between_steps():
     sched, a, b = two_request_scheduler()
     sched.run(max_steps=2)
-    assert (sched.kv_cache.seq_len("A"), sched.kv_cache.seq_len("B")) == (5, 4)
+    cache = sched.kv_cache
+    assert (cache.num_computed_tokens("A"), cache.num_computed_tokens("B")) == (5, 4)
     sched.run(max_steps=1)                 # B finished and freed its memory
-    assert "B" not in sched.kv_cache and sched.kv_cache.seq_len("A") == 6
+    assert "B" not in sched.kv_cache and sched.kv_cache.num_computed_tokens("A") == 6
 
 
 def test_arrival_step_is_respected_and_idle_steps_are_empty():

@@ -78,7 +78,47 @@ def test_latency_summary_by_hand():
     assert s.ttft_p50_ms == pytest.approx(10.0) and s.ttft_mean_ms == 10.0
     assert s.itl_max_ms == 20.0 and s.itl_p50_ms == 15.0
     assert s.tpot_mean_ms == 15.0
-    assert s.rounded()["e2e_p50_ms"] == 25.0
+    assert s.e2e_p50_ms == s.e2e.p50 == 25.0 and s.unit == "ms"
+
+
+class OneMsPerStep(CostModel):
+    """Every step, empty or not, lasts 1 ms: the millisecond clock then reads like the step one."""
+
+    name = "one ms per step"
+
+    def parts(self, steps: StepArrays):
+        zero = np.zeros(len(steps))
+        return {"dense": np.ones(len(steps)), "attention": zero, "lm_head": zero,
+                "allreduce": zero, "overhead": zero}
+
+
+def test_a_run_in_steps_is_the_same_record_as_in_ms_with_1_ms_steps():
+    # One latency model: step s ends at time s + 1 on the step clock, at step_end_ms[s] in ms.
+    w = Workload.from_lengths([6, 3, 9, 2], [3, 1, 4, 0], [0, 1, 1, 5])
+    run = simulate_schedule(w, max_tokens_per_step=6, prefill_chunk_size=4)
+    in_ms = run.timed(OneMsPerStep(), idle_step_ms=1.0)
+    steps, ms = run.request_times(), in_ms.request_times()
+    assert [t.unit for t in steps] == ["step"] * 4 and [t.unit for t in ms] == ["ms"] * 4
+    for a, b in zip(steps, ms):
+        assert (a.arrival, a.token_times, a.finish) == (b.arrival, b.token_times, b.finish)
+        assert (a.ttft, a.tpot, a.itl, a.e2e) == (b.ttft, b.tpot, b.itl, b.e2e)
+    s, t = run.latency_summary(), in_ms.summary()
+    assert (s.unit, t.unit) == ("step", "ms")
+    assert (s.ttft, s.tpot, s.itl, s.e2e, s.makespan) == (t.ttft, t.tpot, t.itl, t.e2e, t.makespan)
+    assert s.throughput == t.throughput == s.output_tokens / s.makespan
+
+
+def test_ms_names_refuse_the_step_clock_and_units_do_not_mix():
+    step = RequestTimes("a", 2, 0, (2, 3), 3, unit="step")
+    assert (step.ttft, step.itl, step.tpot, step.e2e) == (2, (1,), 1.0, 3)
+    with pytest.raises(ValueError, match="in steps, not ms"):
+        step.ttft_ms
+    with pytest.raises(ValueError, match="in steps, not ms"):
+        LatencySummary.of([step], num_steps=3).itl_p99_ms
+    with pytest.raises(ValueError, match="one unit"):
+        LatencySummary.of([step, RequestTimes("b", 1, 0.0, (1.0,), 1.0)], num_steps=3)
+    with pytest.raises(ValueError, match="unit must be one of"):
+        RequestTimes("c", 1, 0, (1,), 1, unit="s")
 
 
 def test_step_ms_under_h200_is_in_milliseconds():

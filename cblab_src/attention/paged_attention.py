@@ -9,7 +9,8 @@ here we gather the blocks into a contiguous array first (same numbers, simpler t
 sequence's single query attends over its own context in one einsum, the contexts gathered
 padded to the longest with a length mask (what vLLM's paged-attention decode kernel does in
 one launch). :func:`slot_mapping` gives every new token's slot, so a step writes all its K/V
-with one scatter.
+with one scatter. A context's length (``context_len``, ``context_lens``: the kernels' names) is
+its request's ``num_computed_tokens``, the new tokens included.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ shows the idea in one matmul. Real kernels (FlashAttention's varlen mode) walk t
 instead and never touch another request's keys; :func:`segmented_attention` does that, and the
 two agree. Decode tokens, one query each, are batched differently: :func:`decode_attention`
 pads their contexts to the longest and masks the padding, so all of them take one call.
+
+Its ``context_lens`` keep the kernels' vocabulary (vLLM's paged-attention kernel argument,
+FlashAttention's ``seqused_k``): ``context_lens[b]`` is the number of keys sequence ``b``
+attends to, which is its request's ``num_computed_tokens`` in the engine, the new token
+included (see :mod:`cblab_src.core.request`).
 """
 
 from __future__ import annotations

@@ -41,9 +41,12 @@ class Segment(NamedTuple):
     samples: bool
 
     @property
-    def end_pos(self) -> int:
-        """Sequence length once this segment's K/V are cached."""
+    def num_computed_tokens(self) -> int:
+        """The request's tokens in the KV cache once this segment's K/V are written: every key
+        its last token attends to."""
         return self.start_pos + self.length
+
+    end_pos = num_computed_tokens   # its former name, which chapter 6 still uses
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,24 @@
 
 A request owns its prompt, the tokens it has generated, how many of its tokens have their
 K/V in the cache (``num_computed_tokens``), its sampling settings, and the step numbers the
-metrics need. It knows nothing about batches or memory: the scheduler moves it between states.
+metrics need (``arrival_step``, ``token_steps``, ...: the latencies read from them, in steps or
+in milliseconds, are defined once, in :mod:`cblab_src.monitoring.metrics`). It knows nothing
+about batches or memory: the scheduler moves it between states.
 
 A preempted request goes back to WAITING with ``num_computed_tokens = 0`` and keeps its
 generated tokens; when readmitted it prefills its prompt *and* those tokens again (recompute),
 then carries on decoding.
 
-Time is counted in scheduler steps. Step ``s`` is the interval ``[s, s + 1)``: a request
-that arrives at step ``a`` and receives its first token in step ``s`` has waited
-``s + 1 - a`` steps for it (its TTFT).
+The tokens in the cache have one name in the engine, vLLM's: ``num_computed_tokens``. The
+request's count is the cache's, ``KVCache.num_computed_tokens(req_id)``, between steps (during
+a step the cache already holds the step's new tokens, counted by the request when the step
+commits); ``Segment.num_computed_tokens`` is the count once a batch segment is written, and
+``PrefillOutput.num_computed_tokens`` a dense prefill's. The attention kernels keep their own
+word, ``context_lens``, as vLLM's and FlashAttention's kernel arguments do: a kernel sees
+sequences of keys, not requests, and ``context_lens[b]`` is the ``num_computed_tokens`` of the
+request behind sequence ``b``, its new token included. ``StepStats.decode_context_lens`` and the
+cost model's ``StepComposition`` describe what the kernel was given, so they use its word too.
+(``seq_len``, ``kv_len`` and ``end_pos``, the former names, remain as aliases for the chapters.)
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class StepStats(Mapping):
     kv: KVUsage                        # KV memory after the step
     preemptions: tuple = ()            # Preemption records, in the order they happened
     cached_tokens: int = 0             # prompt tokens admitted this step from the prefix cache
-    decode_context_lens: tuple = ()    # keys each decode token attended to (its own included)
+    decode_context_lens: tuple = ()    # keys each decode attended: its num_computed_tokens
     scheduled: tuple = ()              # (req_id, num_tokens) for every request, in batch order
 
     @property

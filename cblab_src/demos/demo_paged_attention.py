@@ -1,7 +1,7 @@
 """Phase 5 (KV 布局): a paged KV cache, block by block, and paged attention checked against dense.
 
 Observe: after the prefill step each request's cache holds its prompt (``len(cache)`` is the
-sum of ``seq_len``); every decode step appends one token per request. Blocks of
+sum of ``num_computed_tokens``); every decode step appends one token per request. Blocks of
 ``--block-size`` slots are taken from the shared pool only when a token needs one, lowest id
 first; the unfilled tail of each request's last block is the only waste. A finished request
 returns its blocks at once. Nothing is reserved: a request is admitted when the blocks of its
@@ -54,7 +54,7 @@ def check_request(model: TinyLLM, cache, req: Request,
     """Max |difference|, over layers, between (a) the K/V read through the block table and a
     dense prefill's K/V of the same tokens, (b) ``paged_attention`` of a random query over the
     pool and dense attention of that query over the dense K/V."""
-    length, table = cache.seq_len(req.req_id), cache.block_tables[req.req_id]
+    length, table = cache.num_computed_tokens(req.req_id), cache.block_tables[req.req_id]
     ref = model.forward_prefill_dense((list(req.prompt) + req.generated)[:length])
     kv_diff = attn_diff = 0.0
     for layer in range(model.n_layers):
@@ -112,7 +112,8 @@ def main(argv=None) -> int:
             kv_diff, attn_diff = check_request(model, cache, scheduler.requests[rid], rng)
             ok = kv_diff < 1e-12 and attn_diff < 1e-12
             all_ok &= ok
-            print(f"  {rid}: seq_len {cache.seq_len(rid):>3}  block_table {cache.block_tables[rid]}"
+            print(f"  {rid}: num_computed_tokens {cache.num_computed_tokens(rid):>3}  "
+                  f"block_table {cache.block_tables[rid]}"
                   f"  paged == dense: {ok} "
                   f"(K/V diff {kv_diff:.1e}, attention diff {attn_diff:.1e})")
         for rid in stats.finished_ids:

@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 from ..core.scheduler import Scheduler
-from ..monitoring.metrics import request_metrics
+from ..monitoring.metrics import request_times
 from ..monitoring.timeline import Phase, state_matrix, tokens_matrix
 from ._common import make_workload, positive_int, sparkline
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
           f"({sum(used) / (args.budget * len(used)):.0%})\n")
 
     print("req  arrival  prompt  new   TTFT   TPOT   e2e   (latencies in steps)")
-    for r, m in zip(requests, request_metrics(requests)):
+    for r, m in zip(requests, request_times(requests)):
         tpot = "-" if m.tpot is None else f"{m.tpot:.2f}"
         print(f"{m.req_id:>3}  {r.arrival_step:>7}  {m.prompt_len:>6}  {m.num_generated:>3}  "
               f"{m.ttft:>5}  {tpot:>5}  {m.e2e:>4}")

@@ -39,8 +39,11 @@ class PrefillOutput:
     values: list[np.ndarray]  # per layer, (T, H, D)
 
     @property
-    def kv_len(self) -> int:
+    def num_computed_tokens(self) -> int:
+        """Tokens whose K/V the prefill computed: ``T``."""
         return self.keys[0].shape[0]
+
+    kv_len = num_computed_tokens   # its former name, which chapters 1 and 5 still use
 
 
 def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:

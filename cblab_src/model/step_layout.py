@@ -35,7 +35,7 @@ class StepLayout:
 
     single: np.ndarray | slice       # batch rows of the B single-token segments (a slice if all)
     single_ids: tuple                # (B,) their request ids
-    context_lens: np.ndarray         # (B,) their context lengths, the new token included
+    context_lens: np.ndarray         # (B,) keys each attends: its num_computed_tokens, new one too
     chunks: tuple                    # the multi-token segments
     slots: np.ndarray | None         # (N,) flat pool slot of every new token (paged only)
     context_slots: np.ndarray | None  # (B, L_max) pool slots of the single ones' contexts (paged)
@@ -44,7 +44,7 @@ class StepLayout:
     def of(cls, batch, cache) -> "StepLayout":
         segs = batch.segments
         single = [i for i, s in enumerate(segs) if s.length == 1]
-        context_lens = np.array([segs[i].end_pos for i in single], dtype=np.int64)
+        context_lens = np.array([segs[i].num_computed_tokens for i in single], dtype=np.int64)
         # A decode-only step, the common case, is all single rows: a slice instead of a gather.
         rows = (slice(None) if single and len(single) == len(segs)
                 else np.array([segs[i].offset for i in single], dtype=np.int64))
@@ -89,5 +89,5 @@ class StepLayout:
             rows = slice(seg.offset, seg.offset + seg.length)
             k_ctx, v_ctx = cache.read(layer, seg.req_id)
             out[rows] = masked_attention(q[rows], k_ctx, v_ctx,
-                                         causal_mask(seg.length, seg.end_pos))
+                                         causal_mask(seg.length, seg.num_computed_tokens))
         return out

@@ -195,7 +195,7 @@ class TinyLLM:
         """Run one whole sequence with plain causal attention and no cache.
 
         Returns the logits of every position and the K/V every layer would cache, so
-        ``forward_prefill_dense(prompt).kv_len == len(prompt)``.
+        ``forward_prefill_dense(prompt).num_computed_tokens == len(prompt)``.
         """
         ids = np.asarray(self.check_tokens("tokens", tokens))
         if len(ids) > self.max_seq_len:

@@ -29,7 +29,7 @@ def slot_fill(cache: PagedKVCache) -> np.ndarray:
     """``(num_blocks, block_size)`` bool: which slots of the pool hold a live token."""
     fill = np.zeros((cache.num_blocks, cache.block_size), dtype=bool)
     for req_id, table in cache.block_tables.items():
-        pos = np.arange(cache.seq_len(req_id))             # token p: block table[p // bs]
+        pos = np.arange(cache.num_computed_tokens(req_id))  # token p: block table[p // bs]
         fill[np.asarray(table, dtype=np.int64)[pos // cache.block_size],
              pos % cache.block_size] = True
     return fill

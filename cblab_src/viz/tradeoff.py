@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
@@ -34,13 +33,11 @@ class TradeoffPoint:
         ``max_itl`` is 1 when no request produced two tokens; ``largest_decode_step`` is 0 when
         no step carried a decode.
         """
-        metrics = run.metrics
-        ttft = [m.ttft for m in metrics if m.ttft is not None]
-        itl = [gap for m in metrics for gap in m.itl]
+        latency = run.latency_summary()
         decode_steps = [s.num_tokens for s in run.history if s.decode_ids]
         return cls(run.max_tokens_per_step, run.prefill_chunk_size, run.num_steps,
-                   run.tokens_per_step, float(np.mean(ttft)) if ttft else float("nan"),
-                   max(itl, default=1), max(decode_steps, default=0))
+                   run.tokens_per_step, latency.ttft.mean,
+                   int(latency.itl.max) if latency.itl.count else 1, max(decode_steps, default=0))
 
 
 def tradeoff_points(runs: Sequence) -> list[TradeoffPoint]:
