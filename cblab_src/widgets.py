@@ -4,12 +4,18 @@ Every explorer is an :class:`Explorer`: a pure simulation function, a drawing fu
 report function, wired to integer sliders. Moving a slider re-runs the simulation and redraws.
 ``explorer.set(budget=8)`` does the same from code and returns the result, so a chapter (and
 nbval) can show what a slider move does as plain text.
+
+One cell, both worlds: displaying an explorer emits the live widget *and* its static twin
+(:meth:`Explorer.static`, a :class:`~cblab_src.viz.static_explorer.StaticExplorer`: every
+setting of each slider's ``grid`` precomputed, browsed by plain JavaScript) in one output. A
+live kernel shows the widget; the built book prefers the static HTML (``nb_mime_priority_
+overrides`` in ``_config.yml``), so its sliders move the figure and the report with no kernel.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import ipywidgets as widgets
@@ -23,6 +29,7 @@ from .monitoring.metrics import MetricsCollector
 from .monitoring.pool_snapshot import PoolSnapshot
 from .simulate import simulate_schedule
 from .viz import plot_block_pool, plot_budget, plot_mask, plot_timeline
+from .viz.static_explorer import Knob, StaticExplorer, static_explorer
 from .workloads import Workload, random_workload
 
 
@@ -36,12 +43,27 @@ def png_bytes(fig, dpi: int = 80) -> bytes:
 
 @dataclass(frozen=True)
 class SliderSpec:
-    """An integer slider: its label, range and starting value."""
+    """An integer slider: its label, range and starting value, and ``grid``, the values its
+    static twin precomputes (default: every value from ``low`` to ``high``; ``default`` is
+    always added)."""
 
     label: str
     low: int
     high: int
     default: int
+    grid: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if self.grid is not None:
+            grid = tuple(sorted(set(self.grid)))
+            for value in grid:
+                self.check("grid value", value)
+            object.__setattr__(self, "grid", grid)
+
+    def grid_values(self) -> tuple[int, ...]:
+        """The precomputed values, ascending, ``default`` included."""
+        values = self.grid if self.grid is not None else range(self.low, self.high + 1)
+        return tuple(sorted({*values, self.default}))
 
     def check(self, name: str, value) -> int:
         """Accept ``value`` only if it is an integer inside the slider's range."""
@@ -53,12 +75,20 @@ class SliderSpec:
 
 class Explorer:
     """Integer sliders driving ``simulate(**params) -> result``, ``draw(result) -> Figure``
-    and ``describe(result) -> str``."""
+    and ``describe(result) -> str``.
+
+    ``name`` names its static twin in the page (``data-explorer``, element ids): the factory's
+    name for the explorers of this module, any other lowercase name (unique in its page) for
+    an explorer a chapter builds. ``caption`` says what the figure shows (its alt text in the
+    page, followed by the setting)."""
 
     def __init__(self, simulate: Callable, draw: Callable, describe: Callable,
-                 sliders: dict[str, SliderSpec]):
+                 sliders: dict[str, SliderSpec], *, name: str = "explorer",
+                 caption: str = "explorer figure"):
         self.simulate, self.draw, self.describe = simulate, draw, describe
         self.specs = sliders
+        self.name, self.caption = name, caption
+        self._static: StaticExplorer | None = None
         self._layouts: dict[tuple, list] = {}      # figure size -> axes positions, see render()
         self.params = {name: spec.default for name, spec in sliders.items()}
         self.result = simulate(**self.params)
@@ -127,8 +157,46 @@ class Explorer:
         self._text.value = f"<pre>{self.report()}</pre>"
         self._plot.value = self.render(self.result)
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def static(self, grid: dict[str, Sequence[int]] | None = None) -> StaticExplorer:
+        """The static twin: ``describe`` and ``draw`` of ``simulate(**setting)`` for every
+        setting of the sliders' grids, shown first at the current settings (snapped to the
+        grids). For every setting its report is ``explorer.set(**setting)``'s report and its
+        picture ``palette_png(explorer.figure())``.
+
+        ``grid`` replaces some sliders' grids (``{"budget": (1, 8, 32)}``); without it the
+        twin is computed once and kept (the display of the explorer uses that one)."""
+        if grid is None and self._static is not None:
+            return self._static.starting_at(self.params)
+        grid = grid or {}
+        unknown = set(grid) - set(self.specs)
+        if unknown:
+            raise TypeError(f"unknown parameter {sorted(unknown)[0]!r}; sliders are "
+                            f"{sorted(self.specs)}")
+        knobs = []
+        for name, spec in self.specs.items():
+            values = (tuple(sorted({spec.check(name, v) for v in grid[name]}))
+                      if name in grid else spec.grid_values())
+            knobs.append(Knob(name, spec.label, values, values[0]))
+
+        def show(**setting):
+            result = self.simulate(**setting)
+            return self.describe(result), self.draw(result)
+        static = static_explorer(show, knobs, name=self.name, caption=self.caption)
+        if not grid:
+            self._static = static
+        return static.starting_at(self.params)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"Explorer({self.name!r}, {params})"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """The live widget's view, the static twin as HTML, and ``repr`` as text: a kernel
+        front end shows the widget; the built book, with no kernel, the static HTML."""
+        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        bundle["text/plain"] = repr(self)
+        bundle["text/html"] = self.static()._repr_html_()
+        return bundle
 
 
 # ---------------------------------------------------------------------- chapter 2: ragged batch
@@ -147,7 +215,8 @@ def ragged_explorer(seed: int = 0) -> Explorer:
     return Explorer(simulate, lambda b: plot_mask(ragged_causal_mask(b.req_ids, b.positions),
                                                   b.req_ids, b.positions), describe,
                     {"num_requests": SliderSpec("requests", 1, 6, 3),
-                     "max_len": SliderSpec("longest prompt", 1, 10, 5)})
+                     "max_len": SliderSpec("longest prompt", 1, 10, 5)},
+                    name="ragged_explorer", caption="ragged causal mask of a seeded random batch")
 
 
 # ---------------------------------------------------------------------- chapters 3-4: schedules
@@ -171,46 +240,63 @@ def describe_run(run, cost_model=None) -> str:
             f"{ms.throughput_tok_s:,.0f} output tokens/s")
 
 
+# The static twins' grids (SliderSpec.grid): denser where a schedule changes fastest.
+BUDGET_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+CHUNK_GRID = (1, 2, 4, 8, 16, 32)
+
+
 def _schedule_explorer(draw, workload: Workload | None, budget: int, chunk: int,
-                       cost_model=None) -> Explorer:
+                       cost_model, name: str, caption: str) -> Explorer:
     workload = workload or default_workload()
 
     def simulate(budget, chunk):
         return simulate_schedule(workload, max_tokens_per_step=budget, prefill_chunk_size=chunk)
 
     return Explorer(simulate, draw, lambda run: describe_run(run, cost_model),
-                    {"budget": SliderSpec("max_tokens_per_step", 1, 32, budget),
-                     "chunk": SliderSpec("prefill_chunk_size", 1, 32, chunk)})
+                    {"budget": SliderSpec("max_tokens_per_step", 1, 32, budget, BUDGET_GRID),
+                     "chunk": SliderSpec("prefill_chunk_size", 1, 32, chunk, CHUNK_GRID)},
+                    name=name, caption=caption)
 
 
 def budget_explorer(workload: Workload | None = None, budget: int = 8, chunk: int = 4,
                     cost_model=None) -> Explorer:
     """Chapter 3: budget and chunk sliders -> tokens per step (decode solid, prefill hatched).
     With a ``cost_model`` the report adds milliseconds."""
-    return _schedule_explorer(plot_budget, workload, budget, chunk, cost_model)
+    return _schedule_explorer(plot_budget, workload, budget, chunk, cost_model,
+                              "budget_explorer",
+                              "tokens per step, decode solid and prefill hatched")
 
 
 def timeline_explorer(workload: Workload | None = None, budget: int = 8, chunk: int = 4,
                       cost_model=None) -> Explorer:
     """Chapter 4: budget and chunk sliders -> Gantt chart with TTFT/TPOT report (in steps,
     and in ms with a ``cost_model``)."""
-    return _schedule_explorer(plot_timeline, workload, budget, chunk, cost_model)
+    return _schedule_explorer(plot_timeline, workload, budget, chunk, cost_model,
+                              "timeline_explorer",
+                              "timeline of each request: waiting, prefill, decode")
 
 
 # ---------------------------------------------------------------------- chapter 5: block pool
 def block_pool_explorer(workload: Workload | None = None, budget: int = 16,
                         chunk: int = 8) -> Explorer:
-    """Chapter 5: block size and step sliders -> the paged pool at that step."""
+    """Chapter 5: block size and step sliders -> the paged pool at that step. (A step past
+    the end of the run shows its last step.) The static twin has every step of the run."""
     workload = workload or default_workload()
     runs = {}
 
-    def simulate(block_size, step):
+    def run_for(block_size):
         if block_size not in runs:
             runs[block_size] = simulate_schedule(workload, max_tokens_per_step=budget,
                                                  prefill_chunk_size=chunk, block_size=block_size,
                                                  record_pool=True)
-        run = runs[block_size]
+        return runs[block_size]
+
+    def simulate(block_size, step):
+        run = run_for(block_size)
         return run.pool[min(step, run.num_steps - 1)], min(step, run.num_steps - 1)
+
+    # With no pool limit the schedule, so the number of steps, is the same for every block size.
+    steps = range(min(run_for(4).num_steps, 41))
 
     def describe(result):
         snap, step = result
@@ -218,8 +304,9 @@ def block_pool_explorer(workload: Workload | None = None, budget: int = 16,
                 f"tokens={int(snap.fill.sum())} empty slots in used blocks={snap.wasted_slots}")
 
     return Explorer(simulate, lambda r: plot_block_pool(r[0]), describe,
-                    {"block_size": SliderSpec("block_size", 1, 32, 4),
-                     "step": SliderSpec("step", 0, 40, 5)})
+                    {"block_size": SliderSpec("block_size", 1, 32, 4, (1, 2, 4, 8, 16, 32)),
+                     "step": SliderSpec("step", 0, 40, min(5, steps[-1]), steps)},
+                    name="block_pool_explorer", caption="KV block pool: one square per slot")
 
 
 # ---------------------------------------------------------------------- chapter 9: live dashboard
@@ -297,9 +384,13 @@ def preemption_explorer(workload: Workload | None = None, budget: int = 16,
         return (f"{describe_run(run, cost_model)}\npreemptions={c.preemptions} "
                 f"recomputed tokens={c.recomputed_tokens}")
 
+    pools = [smallest] + [n for n in (10, 12, 14, 16, 20, 24, 32, 64) if n > smallest]
     return Explorer(simulate, plot_timeline, describe,
-                    {"num_blocks": SliderSpec("num_blocks", smallest, 64, 16),
-                     "watermark": SliderSpec("watermark_blocks", 0, 8, 0)})
+                    {"num_blocks": SliderSpec("num_blocks", smallest, 64, max(16, smallest),
+                                              pools),
+                     "watermark": SliderSpec("watermark_blocks", 0, 8, 0, (0, 2, 4, 8))},
+                    name="preemption_explorer",
+                    caption="timeline of each request with preemptions marked")
 
 
 def prefix_explorer(block_size: int = 4, budget: int = 16, chunk: int = 8) -> Explorer:
@@ -321,5 +412,8 @@ def prefix_explorer(block_size: int = 4, budget: int = 16, chunk: int = 8) -> Ex
                 f"hit rate={c.prefix_hit_rate:.2f}")
 
     return Explorer(simulate, lambda run: plot_block_pool(run.pool[run.num_steps // 2]),
-                    describe, {"prefix_len": SliderSpec("shared prefix", 0, 32, 16),
-                               "num_requests": SliderSpec("requests", 1, 8, 4)})
+                    describe, {"prefix_len": SliderSpec("shared prefix", 0, 32, 16,
+                                                        (0, 4, 8, 16, 24, 32)),
+                               "num_requests": SliderSpec("requests", 1, 8, 4, (1, 2, 4, 6, 8))},
+                    name="prefix_explorer",
+                    caption="KV block pool midway through the run, shared and cached blocks")

@@ -3,8 +3,9 @@
 Every page of _toc.yml loads with no console error and no failed request, and asks nothing of
 the network; every chapter shows its figures and weighs at most PAGE_BUDGET; the step players
 of chapters 2-5 change their picture when their slider moves; widget views render from saved
-state; search finds the chapters; the Chinese pages render their characters with a CJK font.
-A screenshot of each chapter's first screen goes to _build/screenshots/.
+state, and explorers show as static twins (test_static_explorers.py moves them); search finds
+the chapters; the Chinese pages render their characters with a CJK font. A screenshot of
+each chapter's first screen goes to _build/screenshots/.
 """
 
 from __future__ import annotations
@@ -197,11 +198,14 @@ def test_widget_views_render(visit, page):
         assert all(ok and w > 0 and h > 0 for ok, w, h in view["images"]), f"{where}: {view}"
 
 
-def test_chapters_with_explorers_have_widget_views(visit):
-    """Chapters 2-5 carry sliders (cblab_src.widgets explorers) in their saved state."""
+def test_chapters_with_explorers_show_them_without_a_kernel(visit):
+    """Chapters 2-5 show their explorers (cblab_src.widgets) as static twins, whose sliders
+    work with no kernel (test_static_explorers.py moves every one), not as widget views whose
+    sliders would move nothing."""
     for page in SCRUBBER_CHAPTERS:
-        views = visit(html_path(page)).page.evaluate(WIDGET_VIEWS)
-        assert views, f"{page} has no widget view"
+        p = visit(html_path(page)).page
+        assert p.locator('[data-explorer] input[type="range"][data-knob]').count(), page
+        assert p.locator(".widget-subarea .widget-slider").count() == 0, page
 
 
 # ------------------------------------------------------------------------- search
@@ -261,15 +265,13 @@ def test_chinese_page_renders_its_characters(visit, page):
 # ------------------------------------------------------------------------- opened from disk
 def test_chapter_works_opened_from_disk_with_no_network(browser):
     """A reader with no network opens _build/html/book/... straight from disk: figures,
-    the step player and the widget views still work (the context is offline)."""
+    the step player and the static explorers still work (the context is offline)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, offline=True)
     try:
         page = context.new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto((HTML / "book/05_kv_layout.html").as_uri(), wait_until="load")
-        page.wait_for_function("document.querySelector('.widget-subarea .jupyter-widgets')",
-                               timeout=15_000)
         assert errors == []
         images = page.eval_on_selector_all(
             "article img", "els => els.map(i => i.complete && i.naturalWidth > 0)")
@@ -278,6 +280,10 @@ def test_chapter_works_opened_from_disk_with_no_network(browser):
         before = page.get_attribute(f"#{pid}-img", "src")
         page.fill(f"#{pid}-slider", "3")
         assert page.get_attribute(f"#{pid}-img", "src") != before
+        explorer = page.locator('[data-explorer="block_pool_explorer"]')
+        before = explorer.locator("[data-report]").inner_text()
+        explorer.locator('input[data-knob="block_size"]').fill("0")
+        assert explorer.locator("[data-report]").inner_text() != before
         assert all(v["rendered"] for v in page.evaluate(WIDGET_VIEWS))
     finally:
         context.close()
