@@ -16,11 +16,23 @@ import pytest
 
 from cblab_src import (PagedKVCache, Request, Scheduler, SchedulerPlugin, TinyLLM,
                        masked_attention)
+from cblab_src.costmodel import CostModel, StepArrays
 
 # One model for the whole run: TinyLLM(seed=0) is d_model 64, 2 layers, 4 heads, vocab 128.
 MODEL = TinyLLM(seed=0)
 
 _REFERENCE: dict[tuple[tuple[int, ...], int], list[int]] = {}
+
+
+class PerToken(CostModel):
+    """1 ms per step plus 0.5 ms per token (a toy: easy to add up by hand)."""
+
+    name = "per token"
+
+    def parts(self, steps: StepArrays):
+        zero = np.zeros(len(steps))
+        return {"dense": 1.0 + 0.5 * steps.num_tokens, "attention": zero, "lm_head": zero,
+                "allreduce": zero, "overhead": zero}
 
 
 def reference_tokens(prompt: Sequence[int], max_new_tokens: int, model: TinyLLM = MODEL) -> list[int]:

@@ -22,8 +22,8 @@ import pytest
 
 from cblab_src import CharTokenizer, LogitsProcessor, Request, SamplingParams, Scheduler, TinyLLM
 from cblab_src._validate import model_dtype, one_of, real, token_ids
-from cblab_src.costmodel import (GPU, H200_LLAMA3_8B, LLAMA3_8B, CostModel, Curve, ModelShape,
-                                 Roofline, StepArrays, StepComposition, TableCostModel,
+from cblab_src.costmodel import (GPU, H200_LLAMA3_8B, LLAMA3_8B, Curve, ModelShape,
+                                 Roofline, StepComposition, TableCostModel,
                                  h200_measurements, kv_capacity_tokens)
 from cblab_src.model.sampling import apply_logits_processors, probabilities, sample_token
 from cblab_src.sweeps import pool_size_sweep, prefix_sweep, shared_prefix_workload
@@ -32,6 +32,8 @@ from cblab_src.timing import simulate_timed, timed
 from cblab_src.workloads import (LengthDist, RequestSpec, Workload, WorkloadShape,
                                  poisson_arrivals, random_workload, sample_lengths,
                                  synthetic_workload)
+
+from conftest import PerToken
 
 INF, NAN = math.inf, math.nan
 HUGE = 10**400                       # an int no float can hold
@@ -353,17 +355,6 @@ def test_sweeps_table(fn, kwargs, error, regex):
 
 
 # ---------------------------------------------------------------- timing
-class PerToken(CostModel):
-    """1 ms per step plus 0.5 ms per token."""
-
-    name = "per token"
-
-    def parts(self, steps: StepArrays):
-        zero = np.zeros(len(steps))
-        return {"dense": 1.0 + 0.5 * steps.num_tokens, "attention": zero, "lm_head": zero,
-                "allreduce": zero, "overhead": zero}
-
-
 def scheduled_run():
     """A finished scheduling-only run: ``(history, requests)``, 2 requests, several steps."""
     sched = Scheduler(None, max_tokens_per_step=4, prefill_chunk_size=2)

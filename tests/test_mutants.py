@@ -21,12 +21,11 @@ import pytest
 
 from cblab_src import (FinishReason, PagedKVCache, Request, RequestState, SamplingParams,
                        Scheduler, SchedulerPlugin, TinyLLM)
-from cblab_src.costmodel import CostModel, StepArrays
 from cblab_src.model.sampling import probabilities
 from cblab_src.monitoring.metrics import request_times
 from cblab_src.timing import timed
 
-from conftest import check_work
+from conftest import PerToken, check_work
 
 SEEDS = range(int(os.environ.get("CBLAB_MUTANT_SEEDS", "150")))
 # A small model keeps the reference generations of the token checks cheap.
@@ -378,17 +377,6 @@ def test_ttft_counts_the_arrival_step_and_the_first_token_step():
                 assert m.ttft is None
             else:
                 assert m.ttft == first[r.req_id] - r.arrival_step + 1 >= 1, (seed, r.req_id)
-
-
-class PerToken(CostModel):
-    """1 ms per step plus 0.5 ms per token."""
-
-    name = "per token"
-
-    def parts(self, steps: StepArrays):
-        zero = np.zeros(len(steps))
-        return {"dense": 1.0 + 0.5 * steps.num_tokens, "attention": zero, "lm_head": zero,
-                "allreduce": zero, "overhead": zero}
 
 
 def test_a_request_arrives_at_the_start_of_its_arrival_step():

@@ -8,16 +8,7 @@ from cblab_src.simulate import simulate_schedule
 from cblab_src.timing import LatencySummary, RequestTimes, simulate_timed, timed
 from cblab_src.workloads import SHAREGPT, Workload, synthetic_workload
 
-
-class PerToken(CostModel):
-    """1 ms per step plus 0.5 ms per token (a toy: easy to add up by hand)."""
-
-    name = "per token"
-
-    def parts(self, steps: StepArrays):
-        zero = np.zeros(len(steps))
-        return {"dense": 1.0 + 0.5 * steps.num_tokens, "attention": zero, "lm_head": zero,
-                "allreduce": zero, "overhead": zero}
+from conftest import PerToken
 
 
 def test_timed_run_adds_up_step_costs():
