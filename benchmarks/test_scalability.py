@@ -62,8 +62,8 @@ def run_point(sweep: str, setting: int, workload, budget: int) -> Point:
     steps = run.summary()
     ms = run.timed(H200_LLAMA3_8B).summary()
     return Point(sweep, setting, len(workload), run.num_steps, run.tokens_per_step,
-                 steps["mean_ttft"], steps["mean_tpot"], ms.throughput_tok_s, ms.ttft_p50_ms,
-                 ms.itl_p99_ms, seconds)
+                 steps["mean_ttft"], steps["mean_tpot"], ms.throughput_tok_s, ms.ttft.p50,
+                 ms.itl.p99, seconds)
 
 
 def sweeps(quick: bool) -> list[Point]:

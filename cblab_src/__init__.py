@@ -13,8 +13,7 @@ from .core import (BlockPool, DenseKVCache, FinishReason, KVUsage, PagedKVCache,
                    StepStats, Policy,
                    build_batch, padding_waste, ragged_causal_mask, ragged_mask)
 from .model import CharTokenizer, LogitsProcessor, PrefillOutput, SamplingParams, TinyLLM
-from .monitoring import (DetailedMemoryProfiler, LatencySummary, MetricsCollector, RequestMetrics,
-                         RequestTimes)
+from .monitoring import DetailedMemoryProfiler, LatencySummary, MetricsCollector, RequestTimes
 from .plugins import (AttentionPlugin, LoggingPlugin, MetricsPlugin, PluginManager,
                       SchedulerPlugin, format_step)
 
@@ -29,6 +28,6 @@ __all__ = [
     "causal_mask", "masked_attention", "dense_causal_attention", "ragged_attention",
     "segmented_attention", "paged_attention", "gather_kv",
     "SchedulerPlugin", "AttentionPlugin", "PluginManager", "LoggingPlugin", "MetricsPlugin",
-    "format_step", "MetricsCollector", "RequestTimes", "LatencySummary", "RequestMetrics",
+    "format_step", "MetricsCollector", "RequestTimes", "LatencySummary",
     "DetailedMemoryProfiler",
 ]

@@ -55,11 +55,6 @@ class ScheduleRun:
         """Each finished request's arrival and token times, in steps."""
         return request_times(self.requests)
 
-    @property
-    def metrics(self) -> list[RequestTimes]:
-        """:meth:`request_times`, under the name the chapters use."""
-        return self.request_times()
-
     def latency_summary(self) -> LatencySummary:
         """The run's latencies in steps: means, percentiles, output tokens per step."""
         return LatencySummary.of(self.request_times(), self.num_steps, unit="step")

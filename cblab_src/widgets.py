@@ -235,8 +235,8 @@ def describe_run(run, cost_model=None) -> str:
     if cost_model is None:
         return text
     ms = run.timed(cost_model).summary()
-    return (f"{text}\non {cost_model.name}: {ms.makespan_ms:.0f} ms, mean TTFT="
-            f"{ms.ttft_mean_ms:.1f} ms, mean TPOT={ms.tpot_mean_ms:.1f} ms, "
+    return (f"{text}\non {cost_model.name}: {ms.makespan:.0f} ms, mean TTFT="
+            f"{ms.ttft.mean:.1f} ms, mean TPOT={ms.tpot.mean:.1f} ms, "
             f"{ms.throughput_tok_s:,.0f} output tokens/s")
 
 

@@ -400,7 +400,7 @@ def test_timing_table(fn, kwargs, error, regex):
 
 def test_timed_still_accepts_a_whole_run_and_a_finite_idle_step():
     t = timed(HISTORY, REQUESTS, PerToken(), idle_step_ms=np.float64(3.0))
-    assert len(t.step_ms) == len(HISTORY) and np.isfinite(t.summary().makespan_ms)
+    assert len(t.step_ms) == len(HISTORY) and np.isfinite(t.summary().makespan)
     assert timed((), [], PerToken()).num_steps == 0
 
 

@@ -96,10 +96,11 @@ def test_static_batching_hand_computed():
     run = simulate_static(w, cost, batch_size=2)
     a, b, c = run.times
     # batch 1 (A, B): prefill 2 x 4 tokens (ends 1 ms), decodes end at 2 and 3 ms
-    assert a.token_ms == (1.0,) and a.finish_ms == 3.0          # replies when the batch ends
-    assert b.token_ms == (1.0, 2.0, 3.0) and b.finish_ms == 3.0
+    assert a.unit == b.unit == c.unit == "ms"
+    assert a.token_times == (1.0,) and a.finish == 3.0          # replies when the batch ends
+    assert b.token_times == (1.0, 2.0, 3.0) and b.finish == 3.0
     # batch 2 (C): prefill 3 tokens ends at 4, one decode at 5
-    assert c.token_ms == (4.0, 5.0) and c.ttft_ms == 4.0 and c.e2e_ms == 5.0
+    assert c.token_times == (4.0, 5.0) and c.ttft == 4.0 and c.e2e == 5.0
     assert run.num_steps == 5 and run.num_batches == 2
     assert run.padded_tokens == 2 * 4 + 2 + 2 + 3 + 1
     assert run.useful_tokens == (2 + 4 + 3) + (0 + 2 + 1)
@@ -109,7 +110,7 @@ def test_static_batching_hand_computed():
     assert first.decode_kv_tokens.tolist() == [0, 2 * 5, 2 * 6]  # padded contexts 5, 6
     assert first.prefill_pairs[0] == 2 * 4 * 5 / 2
     s = run.summary()
-    assert s.makespan_ms == 5.0 and s.output_tokens == 6
+    assert s.makespan == 5.0 and s.output_tokens == 6
     assert s.throughput_tok_s == pytest.approx(6 / 5 * 1000)
 
 
@@ -117,7 +118,7 @@ def test_static_batches_form_from_what_has_arrived():
     w = Workload.from_lengths([2, 2, 2], [2, 2, 2], arrival_ms=[0.0, 0.5, 10.0])
     run = simulate_static(w, UnitCost(), batch_size=4)
     # A alone (B arrives mid-batch), then B, then C after an idle gap.
-    assert [t.token_ms for t in run.times] == [(1.0, 2.0), (3.0, 4.0), (11.0, 12.0)]
+    assert [t.token_times for t in run.times] == [(1.0, 2.0), (3.0, 4.0), (11.0, 12.0)]
     with pytest.raises(ValueError, match="batch_size"):
         simulate_static(w, UnitCost(), batch_size=0)
 
@@ -128,7 +129,7 @@ def test_continuous_beats_static_when_outputs_vary():
     static = simulate_static(w, UnitCost(), batch_size=4).summary()
     cont = simulate_timed(w, UnitCost(), max_tokens_per_step=64, prefill_chunk_size=64,
                           max_num_seqs=4).summary()
-    assert cont.makespan_ms < static.makespan_ms
+    assert cont.makespan < static.makespan
 
 
 # ---------------------------------------------------------------- KV reservation

@@ -92,7 +92,6 @@ def test_build_batch_docstring_example():
             == ("A", 0, 2, 0, False, 2))
     assert ((b.req_id, b.offset, b.length, b.start_pos, b.samples, b.num_computed_tokens)
             == ("B", 2, 1, 5, True, 6))
-    assert (a.end_pos, b.end_pos) == (2, 6)                 # the former name
     np.testing.assert_array_equal(batch.mask(), [[T, F, F], [T, T, F], [F, F, T]])
 
 

@@ -23,7 +23,7 @@ def make_cache(layout, **kwargs):
 
 def append(cache, req_id, ks, vs, layer_data):
     """Extend ``req_id`` by ``len(ks[0])`` tokens and write them in every layer (as a step does)."""
-    start = cache.seq_len(req_id)
+    start = cache.num_computed_tokens(req_id)
     cache.extend(req_id, ks[0].shape[0])
     for layer in range(L):
         cache.write(layer, req_id, start, ks[layer], vs[layer])
@@ -47,7 +47,7 @@ def test_read_returns_every_written_token_in_order(layout):
             pairs = [kv(rng, n) for _ in range(L)]
             append(cache, rid, [p[0] for p in pairs], [p[1] for p in pairs], written[rid])
     for rid in "ab":
-        assert cache.seq_len(rid) == 10
+        assert cache.num_computed_tokens(rid) == 10
         for layer in range(L):
             k, v = cache.read(layer, rid)
             assert k.shape == v.shape == (10, H, D)
@@ -62,16 +62,16 @@ def test_read_returns_every_written_token_in_order(layout):
 def test_len_and_seq_len_count_extended_tokens(layout):
     cache = make_cache(layout)
     cache.admit(0)
-    assert (len(cache), cache.seq_len(0)) == (0, 0)
+    assert (len(cache), cache.num_computed_tokens(0)) == (0, 0)
     cache.extend(0, 4)
     cache.admit(1)
     cache.extend(1, 2)
     cache.extend(0, 1)
-    assert (len(cache), cache.seq_len(0), cache.seq_len(1)) == (7, 5, 2)
+    assert (len(cache), cache.num_computed_tokens(0), cache.num_computed_tokens(1)) == (7, 5, 2)
     cache.free(0)
     assert len(cache) == 2 and 0 not in cache
     with pytest.raises(KeyError):
-        cache.seq_len(0)
+        cache.num_computed_tokens(0)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -193,14 +193,14 @@ def test_extending_past_the_pool_is_refused():
     cache.extend("a", 3)
     with pytest.raises(ValueError, match=r"no room to extend req_id 'a' by n=2: it needs 1"):
         cache.extend("a", 2)
-    assert cache.seq_len("a") == 3 and cache.block_tables["a"] == [0, 1]
+    assert cache.num_computed_tokens("a") == 3 and cache.block_tables["a"] == [0, 1]
     assert cache.usage().free_blocks == 0
 
 
 def books(cache):
     """Everything a refused call must leave as it was."""
     tables = {r: list(t) for r, t in getattr(cache, "block_tables", {}).items()}
-    return cache.usage(), {r: cache.seq_len(r) for r in cache.req_ids}, tables
+    return cache.usage(), {r: cache.num_computed_tokens(r) for r in cache.req_ids}, tables
 
 
 def write_one(layer):

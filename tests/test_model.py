@@ -18,7 +18,7 @@ def test_forward_prefill_dense_shapes(model):
     assert len(out.keys) == len(out.values) == model.n_layers == 2
     for k, v in zip(out.keys, out.values):
         assert k.shape == v.shape == (T, model.n_heads, model.head_dim) == (T, 4, 16)
-    assert out.num_computed_tokens == out.kv_len == T     # kv_len: the former name
+    assert out.num_computed_tokens == T
 
 
 def test_dense_prefill_is_causal(model):

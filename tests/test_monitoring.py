@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cblab_src import (DetailedMemoryProfiler, MetricsCollector, MetricsPlugin, Request,
-                       RequestMetrics, RequestTimes, Scheduler)
+                       RequestTimes, Scheduler)
 
 from conftest import MODEL
 
@@ -90,7 +90,6 @@ def test_request_times_of_a_waiting_late_request():
     m = RequestTimes.from_request(r)
     assert (m.unit, m.arrival, m.token_times, m.finish) == ("step", 2, (5, 8), 8)
     assert (m.ttft, m.tpot, m.itl, m.e2e) == (3, 3.0, (3,), 6)
-    assert RequestMetrics is RequestTimes                  # the former name of the step record
 
 
 def test_request_times_without_tokens_and_unfinished():

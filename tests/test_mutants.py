@@ -398,4 +398,4 @@ def test_a_request_arrives_at_the_start_of_its_arrival_step():
         for r, t in zip([r for r in requests if r.finish_step is not None], run_ms.request_times()):
             if r.first_token_step is not None:
                 steps = run_ms.step_ms[r.arrival_step:r.first_token_step + 1]
-                assert t.ttft_ms == pytest.approx(steps.sum()), (seed, r.req_id)
+                assert t.ttft == pytest.approx(steps.sum()), (seed, r.req_id)

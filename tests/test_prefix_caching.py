@@ -59,7 +59,7 @@ def test_the_hit_is_whole_blocks_and_leaves_the_last_token_to_compute():
 def test_a_hit_shares_blocks_and_reference_counts_follow_their_owners():
     cache = filled_cache(P12)
     assert admit(cache, "b", P8 + [0]) == 8                      # blocks 0, 1 shared
-    assert cache.block_tables["b"] == [0, 1] and cache.seq_len("b") == 8
+    assert cache.block_tables["b"] == [0, 1] and cache.num_computed_tokens("b") == 8
     assert cache.block_pool.ref_counts[:3] == [2, 2, 1]
     cache.extend("b", 1)                                         # its own block for token 8
     assert cache.block_tables["b"] == [0, 1, 3]

@@ -165,12 +165,14 @@ def test_step_stats_is_a_mapping():
     as_dict = dict(**stats)
     assert list(as_dict) == ["step_id", "decode_ids", "prefill_chunks", "num_tokens", "sampled",
                              "finished_ids", "num_waiting", "num_running", "kv", "preemptions",
-                             "cached_tokens", "decode_context_lens", "scheduled",
-                             "preempted_ids", "num_decode_tokens", "num_prefill_tokens"]
+                             "cached_tokens", "decode_context_lens", "batch_order",
+                             "scheduled", "preempted_ids", "num_decode_tokens",
+                             "num_prefill_tokens"]
     assert as_dict["num_tokens"] == stats["num_tokens"] == stats.num_tokens == 6
     assert stats["prefill_chunks"] == (("A", 0, 3), ("B", 0, 3))
     assert stats["scheduled"] == (("A", 3), ("B", 3))
-    assert len(stats) == 16 and "kv" in stats
+    assert stats["batch_order"] == ("A", "B")
+    assert len(stats) == 17 and "kv" in stats
     # Every public name reads the same both ways, the derived ones included.
     assert all(stats[name] == getattr(stats, name) for name in stats)
     assert (stats["num_decode_tokens"], stats["num_prefill_tokens"]) == (0, 6)

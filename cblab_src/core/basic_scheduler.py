@@ -158,4 +158,4 @@ class BasicScheduler:
             num_waiting=len(self.waiting), num_running=len(self.running),
             kv=self.kv_cache.usage(), preemptions=tuple(self.preemptions),
             decode_context_lens=tuple(s + 1 for _, s in decodes),
-            scheduled=tuple((r.req_id, n) for r, _, n, _ in self.work))
+            batch_order=tuple(r.req_id for r, *_ in self.work))

@@ -46,8 +46,6 @@ class Segment(NamedTuple):
         its last token attends to."""
         return self.start_pos + self.length
 
-    end_pos = num_computed_tokens   # its former name, which chapter 6 still uses
-
 
 @dataclass(frozen=True)
 class RaggedBatch:

@@ -6,8 +6,9 @@ Both layouts offer the same operations, in the order a step uses them:
    a request (a paged cache with prefix caching finds, once, the leading full blocks of
    ``tokens`` it already holds; ``admit`` returns how many tokens that is, so their prefill
    can be skipped).
-2. ``can_extend(req_id, n)`` / ``extend(req_id, n)`` — the step adds ``n`` tokens to the request
-   (paged: allocates blocks on demand; when none are free the scheduler must preempt someone).
+2. ``can_extend(req_id, n)`` / ``extend(req_id, n)`` (or both at once, ``try_extend``) — the
+   step adds ``n`` tokens to the request (paged: allocates blocks on demand; when none are free
+   the scheduler must preempt someone).
 3. ``write(layer, req_id, start, k, v)`` then ``read(layer, req_id)`` — per layer, store the
    new tokens' K/V and read back the whole context for attention.
 4. ``cache_full_blocks(req_id, tokens)`` — after the step, full blocks become reusable prefixes
@@ -90,8 +91,6 @@ class KVCache(abc.ABC):
         """Tokens stored for one request."""
         return self._lengths[req_id]
 
-    seq_len = num_computed_tokens   # its former name, which chapters 5, 7 and 11 still call
-
     @property
     def req_ids(self) -> list[Hashable]:
         return list(self._lengths)
@@ -157,6 +156,14 @@ class KVCache(abc.ABC):
     @abc.abstractmethod
     def extend(self, req_id: Hashable, n: int) -> None:
         """Grow the request by ``n`` token slots (written afterwards, layer by layer)."""
+
+    def try_extend(self, req_id: Hashable, n: int) -> bool:
+        """:meth:`extend` if the slots fit now and return ``True``; else change nothing and
+        return ``False``."""
+        if not self.can_extend(req_id, n):
+            return False
+        self.extend(req_id, n)
+        return True
 
     def cache_full_blocks(self, req_id: Hashable, tokens: Sequence[int]) -> None:
         """Offer the request's full blocks for prefix reuse (a no-op without prefix caching)."""

@@ -146,21 +146,17 @@ class PagedKVCache(KVCache):
     # ------------------------------------------------------------------ growth and storage
     def blocks_to_extend(self, req_id: Hashable, n: int) -> int:
         """New blocks the request needs to grow by ``n`` tokens (<= 0: its last block has room)."""
+        if req_id not in self._lengths:
+            raise self._unknown(req_id)
         return ceil_div(self._lengths[req_id] + n, self.block_size) - len(self.block_tables[req_id])
 
     def can_extend(self, req_id, n):
-        # (performance: this runs for every token of every step, so blocks_to_extend is inlined;
-        # the try costs nothing until an unknown req_id makes it raise)
-        try:
-            length = self._lengths[req_id] + n
-        except KeyError:
-            raise self._unknown(req_id) from None
-        need = ceil_div(length, self.block_size) - len(self.block_tables[req_id])
+        need = self.blocks_to_extend(req_id, n)
         return need <= 0 or self.block_pool.can_allocate(need)
 
-    def extend(self, req_id, n):
-        # This runs once per token of every step: the common case (room in the last block)
-        # costs one division, and the checks a comparison (the try is free until it raises).
+    def try_extend(self, req_id, n):
+        # (performance: this runs for every token of every step, so the common case — room in
+        # the last block — costs one comparison; the try is free until an unknown id raises)
         try:
             length = self._lengths[req_id] + n
         except KeyError:
@@ -168,16 +164,22 @@ class PagedKVCache(KVCache):
         if n < 0:
             raise ValueError(f"n must be >= 0 (a KV cache only grows), got {n!r}")
         table = self.block_tables[req_id]
-        need = ceil_div(length, self.block_size) - len(table)
-        if need > 0:
+        if length > len(table) * self.block_size:
+            need = ceil_div(length, self.block_size) - len(table)
             if not self.block_pool.can_allocate(need):
-                raise ValueError(f"no room to extend req_id {req_id!r} by n={n}: it needs {need} "
-                                 f"more blocks, {self.num_available_blocks} are available")
+                return False
             table.extend(self.block_pool.allocate() for _ in range(need))
             self._num_table_blocks += need
             self._fit_storage()
         self._lengths[req_id] = length
         self._num_tokens += n
+        return True
+
+    def extend(self, req_id, n):
+        if not self.try_extend(req_id, n):
+            raise ValueError(f"no room to extend req_id {req_id!r} by n={n}: it needs "
+                             f"{self.blocks_to_extend(req_id, n)} more blocks, "
+                             f"{self.num_available_blocks} are available")
 
     def write(self, layer, req_id, start, k, v):
         self._require_storage(layer)

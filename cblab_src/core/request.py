@@ -19,7 +19,6 @@ word, ``context_lens``, as vLLM's and FlashAttention's kernel arguments do: a ke
 sequences of keys, not requests, and ``context_lens[b]`` is the ``num_computed_tokens`` of the
 request behind sequence ``b``, its new token included. ``StepStats.decode_context_lens`` and the
 cost model's ``StepComposition`` describe what the kernel was given, so they use its word too.
-(``seq_len``, ``kv_len`` and ``end_pos``, the former names, remain as aliases for the chapters.)
 """
 
 from __future__ import annotations

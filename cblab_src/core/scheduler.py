@@ -244,15 +244,14 @@ class Scheduler:
     def _commit(self, plan: StepPlan, logits: np.ndarray | None, zero_output: list[Request]):
         """Advance every scheduled request; sample for those whose cache is now complete (every
         decode, and the chunk that completes a prompt), in batch order; finish and free."""
-        samplers = []
-        for r, _, n, _, samples in plan.items:
+        samplers = [r for r, _, _, _, samples in plan.items if samples]
+        tokens = self._sample(samplers, logits)     # first: it may raise, and nothing moved yet
+        for r, _, n, _, _ in plan.items:
             r.mark_computed(n)
-            if samples:
-                samplers.append(r)
-        sampled, finished = [], list(zero_output)
-        for r, token in zip(samplers, self._sample(samplers, logits)):
-            r.append_token(token, self.step_count)
-            r.state = RequestState.DECODE
+        step, decode, sampled, finished = self.step_count, RequestState.DECODE, [], list(zero_output)
+        for r, token in zip(samplers, tokens):
+            r.append_token(token, step)
+            r.state = decode
             sampled.append((r.req_id, token))
             if r.is_done:
                 finished.append(r)
@@ -295,5 +294,5 @@ class Scheduler:
     def _stats(self, plan: StepPlan, sampled: list, finished: list[Request]) -> StepStats:
         return StepStats(**plan.work(), sampled=tuple(sampled),
                          finished_ids=tuple(r.req_id for r in finished),
-                         num_waiting=len(self.waiting_after(plan.step_id)),
+                         num_waiting=len(self._waiting),     # (this step's arrivals are in)
                          num_running=len(self._running), kv=self.kv_cache.usage())

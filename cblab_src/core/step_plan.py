@@ -19,6 +19,8 @@ from .kv_cache import KVCache
 from .request import Request, RequestState
 from .step_stats import Preemption
 
+DECODE = RequestState.DECODE
+
 
 @dataclass
 class SchedulerCounters:
@@ -62,9 +64,9 @@ class StepPlan:
 
     def work(self) -> dict:
         """The step's work as :class:`~cblab_src.core.step_stats.StepStats` fields."""
-        decode_ids, context_lens, chunks, scheduled = [], [], [], []
+        decode_ids, context_lens, chunks, order = [], [], [], []
         for r, start, n, decode, _ in self.items:
-            scheduled.append((r.req_id, n))
+            order.append(r.req_id)
             if decode:
                 decode_ids.append(r.req_id)
                 context_lens.append(start + 1)       # keys the decode token attended to
@@ -73,7 +75,7 @@ class StepPlan:
         return dict(step_id=self.step_id, decode_ids=tuple(decode_ids),
                     prefill_chunks=tuple(chunks), num_tokens=self.num_tokens,
                     preemptions=tuple(self.preemptions), cached_tokens=self.cached_tokens,
-                    decode_context_lens=tuple(context_lens), scheduled=tuple(scheduled))
+                    decode_context_lens=tuple(context_lens), batch_order=tuple(order))
 
     @property
     def num_tokens(self) -> int:
@@ -92,12 +94,9 @@ class StepPlan:
         short. Returns ``False`` if ``r`` itself had to be preempted (it is then waiting).
         """
         assert 0 < n <= self.budget, (r, n, self.budget)
-        cache = self.kv_cache
-        if cache.can_extend(r.req_id, n):    # (performance: the common case, without a call)
-            cache.extend(r.req_id, n)
-        elif not self._reserve(r, n):
+        if not self.kv_cache.try_extend(r.req_id, n) and not self._reserve(r, n):
             return False
-        decode = r.state is RequestState.DECODE          # (a decode always samples)
+        decode = r.state is DECODE                       # (a decode always samples)
         self.items.append((r, r.num_computed_tokens, n, decode, decode or n == r.tokens_to_compute))
         self.budget -= n
         if self.cache_when_scheduled:

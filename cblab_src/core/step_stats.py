@@ -43,7 +43,13 @@ class StepStats(Mapping):
     preemptions: tuple = ()            # Preemption records, in the order they happened
     cached_tokens: int = 0             # prompt tokens admitted this step from the prefix cache
     decode_context_lens: tuple = ()    # keys each decode attended: its num_computed_tokens
-    scheduled: tuple = ()              # (req_id, num_tokens) for every request, in batch order
+    batch_order: tuple = ()            # every request scheduled, in batch order
+
+    @property
+    def scheduled(self) -> tuple:
+        """``(req_id, num_tokens)`` for every request scheduled, in batch order."""
+        chunks = {req_id: n for req_id, _, n in self.prefill_chunks}
+        return tuple((req_id, chunks.get(req_id, 1)) for req_id in self.batch_order)
 
     @property
     def preempted_ids(self) -> tuple:

@@ -1,10 +1,9 @@
 """Metrics and memory measurements read from what the scheduler produces."""
 
 from .memory_profiler import DetailedMemoryProfiler, MemoryRecord
-from .metrics import (Distribution, LatencySummary, MetricsCollector, RequestMetrics, RequestTimes,
-                      request_metrics, request_times)
+from .metrics import Distribution, LatencySummary, MetricsCollector, RequestTimes, request_times
 from .pool_snapshot import PoolRecorder, PoolSnapshot, block_owners, slot_fill
 
 __all__ = ["DetailedMemoryProfiler", "MemoryRecord", "MetricsCollector", "RequestTimes",
-           "LatencySummary", "Distribution", "request_times", "RequestMetrics", "request_metrics",
+           "LatencySummary", "Distribution", "request_times",
            "PoolRecorder", "PoolSnapshot", "block_owners", "slot_fill"]

@@ -93,32 +93,10 @@ class RequestTimes:
         """End-to-end latency: arrival to the complete reply."""
         return self.finish - self.arrival
 
-    # The names of the millisecond record this one replaced (chapters use them): the same
-    # values, for records on the "ms" clock only.
-    def _ms(self, value):
-        if self.unit != "ms":
-            raise ValueError(f"request {self.req_id!r}'s times are in {self.unit}s, not ms")
-        return value
-
-    arrival_ms = property(lambda self: self._ms(self.arrival))
-    token_ms = property(lambda self: self._ms(self.token_times))
-    finish_ms = property(lambda self: self._ms(self.finish))
-    ttft_ms = property(lambda self: self._ms(self.ttft))
-    tpot_ms = property(lambda self: self._ms(self.tpot))
-    e2e_ms = property(lambda self: self._ms(self.e2e))
-    itl_ms = property(lambda self: self._ms(np.asarray(self.itl, dtype=np.float64)),
-                      doc="``(N - 1,)`` array of the gaps between tokens, in ms.")
-
-
-RequestMetrics = RequestTimes   # the former name of the step-clock record, which chapters use
-
 
 def request_times(requests) -> list[RequestTimes]:
     """Step-clock times of every finished request in ``requests``, in the given order."""
     return [RequestTimes.from_request(r) for r in requests if r.finish_step is not None]
-
-
-request_metrics = request_times   # its former name
 
 
 @dataclass(frozen=True)
@@ -139,14 +117,6 @@ class Distribution:
             return cls(0, *[math.nan] * 5)
         p50, p90, p99 = np.percentile(x, (50, 90, 99)).tolist()
         return cls(int(x.size), float(np.mean(x)), p50, p90, p99, float(x.max()))
-
-
-def _in_ms(quantity: str, stat: str | None = None) -> property:
-    """The former field ``<quantity>[_<stat>]_ms`` of a summary: the same number, "ms" only."""
-    def get(self):
-        value = getattr(self, quantity)
-        return self._ms(value if stat is None else getattr(value, stat))
-    return property(get)
 
 
 @dataclass(frozen=True)
@@ -191,7 +161,7 @@ class LatencySummary:
         """Output tokens per unit of time (per step, or per ms)."""
         return self.output_tokens / self.makespan if self.makespan > 0 else math.nan
 
-    # Rates per second and the former ms-suffixed fields: "ms" clock only.
+    # Rates per second: "ms" clock only.
     def _ms(self, value):
         if self.unit != "ms":
             raise ValueError(f"this summary is in {self.unit}s, not ms")
@@ -206,16 +176,6 @@ class LatencySummary:
     total_tok_s = property(lambda self: (self.prompt_tokens + self.output_tokens) * self._per_s,
                            doc="Prompt and output tokens per second (as Anyscale counted).")
     requests_per_s = property(lambda self: self.num_requests * self._per_s)
-    makespan_ms = _in_ms("makespan")
-    ttft_mean_ms = _in_ms("ttft", "mean")
-    ttft_p50_ms = _in_ms("ttft", "p50")
-    ttft_p99_ms = _in_ms("ttft", "p99")
-    tpot_mean_ms = _in_ms("tpot", "mean")
-    itl_p50_ms = _in_ms("itl", "p50")
-    itl_p99_ms = _in_ms("itl", "p99")
-    itl_max_ms = _in_ms("itl", "max")
-    e2e_p50_ms = _in_ms("e2e", "p50")
-    e2e_p99_ms = _in_ms("e2e", "p99")
 
 
 @dataclass(frozen=True)

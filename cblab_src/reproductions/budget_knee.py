@@ -85,7 +85,7 @@ def budget_knee(*, budgets=(64, 128, 256, 512, 1024, 2048, 4096, 8192),
         s = run.summary()
         tokens = sum(st.num_tokens for st in run.history) / max(run.num_steps, 1)
         rows.append(KneeRow(b, tokens, run.busy_ms / max(run.num_steps, 1), s.throughput_tok_s,
-                            s.total_tok_s, s.itl_p50_ms, s.itl_p99_ms, s.ttft_p50_ms))
+                            s.total_tok_s, s.itl.p50, s.itl.p99, s.ttft.p50))
     best = max(r.throughput_tok_s for r in rows)
     knee = min(r.budget for r in rows if r.throughput_tok_s >= 0.9 * best)
     return KneeResult(tuple(rows), knee, Roofline.of("H200").ridge_tokens, n, cost_model.name)

@@ -102,7 +102,7 @@ class PrefillResult:
 def _row(name, policy, budget, chunk, workload, cost_model, num_blocks, paper=None) -> PrefillRow:
     s = simulate_timed(workload, cost_model, policy=policy, max_tokens_per_step=budget,
                        prefill_chunk_size=chunk, num_blocks=num_blocks).summary()
-    return PrefillRow(name, policy, budget, chunk, s.ttft_p50_ms, s.itl_p99_ms, s.itl_max_ms,
+    return PrefillRow(name, policy, budget, chunk, s.ttft.p50, s.itl.p99, s.itl.max,
                       s.throughput_tok_s,
                       paper and 1000 * paper["ttft_p50_s"], paper and 1000 * paper["tbt_p99_s"])
 
