@@ -135,7 +135,7 @@ def check_block_accounting(cache) -> None:
     assert owners.tolist() == list(alloc.ref_counts), "reference counts != live owners"
     assert usage.used_blocks == int((owners > 0).sum())
     assert usage.shared_blocks == int((owners > 1).sum())
-    cached = [b for b in range(cache.num_blocks) if owners[b] == 0 and alloc.is_cached_content(b)]
+    cached = [b for b in range(cache.num_blocks) if owners[b] == 0 and alloc.hash_of(b) is not None]
     assert usage.cached_blocks == len(cached) == alloc.num_cached
     assert usage.free_blocks == alloc.num_free
     if not cache.enable_prefix_caching:

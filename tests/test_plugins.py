@@ -65,8 +65,8 @@ def test_finished_hook_sees_the_request_done_and_its_memory_returned():
             seen.append((request.req_id, request.finished, request.req_id in scheduler.kv_cache,
                          request.finish_step, scheduler.step_count))
 
-    small_run(Check())
-    assert seen == [("A", True, False, 1, 1), ("B", True, False, 1, 1)]
+    small_run(Check())       # the step that finished them is committed: step_count moved on
+    assert seen == [("A", True, False, 1, 2), ("B", True, False, 1, 2)]
 
 
 def test_unregistered_plugin_is_not_called():

@@ -79,5 +79,5 @@ def test_long_run_returns_every_block_and_keeps_memory_flat():
     assert usage.used_blocks == 0 and set(alloc.ref_counts) == {0}
     assert usage.free_blocks + usage.cached_blocks == usage.total_blocks == NUM_BLOCKS
     assert cache.block_tables == {} and cache.req_ids == []
-    assert sum(alloc.is_cached_content(b) for b in range(NUM_BLOCKS)) == usage.cached_blocks
+    assert sum(alloc.hash_of(b) is not None for b in range(NUM_BLOCKS)) == usage.cached_blocks
     assert heap_at_end - heap_after_warmup < HEAP_SLACK, (heap_after_warmup, heap_at_end)

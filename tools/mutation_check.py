@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTS = ["tests/test_mutants.py", "tests/test_scheduler_examples.py",
               "tests/test_preemption.py", "tests/test_prefix_caching.py",
               "tests/test_basic_scheduler.py", "tests/test_vllm_replay.py",
-              "tests/test_sampling.py", "tests/test_monitoring.py", "tests/test_timing.py"]
+              "tests/test_sampling.py", "tests/test_monitoring.py", "tests/test_timing.py",
+              "tests/test_atomic_step.py", "tests/test_bad_input_peripheral.py"]
 
 # name: (file, the exact text, the plausible bug). Each text occurs exactly once in its file.
 MUTANTS = {
@@ -65,9 +66,11 @@ MUTANTS = {
                          "lost, self.num_computed_tokens = self.num_computed_tokens, 0",
                          "lost = self.num_computed_tokens"),
     "eos_ignored": ("cblab_src/core/request.py",
-                    "return eos is not None and bool(self.generated) and self.generated[-1] == eos",
-                    "return False"),
-    "arrival_late": ("cblab_src/core/scheduler.py",
+                    "bool(tokens) and tokens[-1] == self._sampling.eos_token_id)",
+                    "False)"),
+    "request_not_frozen": ("cblab_src/core/request.py",
+                           '        self._unless_added("max_new_tokens")\n', "\n"),
+    "arrival_late": ("cblab_src/core/queues.py",
                      "while self._future and self._future[0][0] <= self.step_count:",
                      "while self._future and self._future[0][0] < self.step_count:"),
     "eos_reason": ("cblab_src/core/scheduler.py",
@@ -78,11 +81,24 @@ MUTANTS = {
                                "            pass\n        eos"),
     "topp_tie": ("cblab_src/model/sampling.py", "before < params.top_p", "before <= params.top_p"),
     "ttft_no_plus1": ("cblab_src/monitoring/metrics.py",
-                      "req.first_token_step + 1 - req.arrival_step",
-                      "req.first_token_step - req.arrival_step"),
-    "hash_no_parent": ("cblab_src/core/block_pool.py",
+                      "tuple(s + 1 for s in req.token_steps)", "tuple(req.token_steps)"),
+    "hash_no_parent": ("cblab_src/core/prefix_match.py",
                        "return hash((parent_hash, tokens))", "return hash((None, tokens))"),
     "ceil_div_floors": ("cblab_src/_math.py", "return -(-a // b)", "return a // b"),
+    # A failed step must be undone whole (tests/test_atomic_step.py).
+    "rollback_keeps_kv": ("cblab_src/core/step_undo.py", "        s.kv_cache.rollback()\n",
+                          "        s.kv_cache.drop_checkpoint()\n"),
+    "rollback_keeps_kv_values": ("cblab_src/core/paged_kv_cache.py",
+                                 "self._log(flat.__setitem__, slots, flat[slots])", "pass"),
+    "rollback_keeps_rng": ("cblab_src/core/step_undo.py",
+                           "rng.bit_generator.state = state", "pass"),
+    "rollback_keeps_lru_order": ("cblab_src/core/block_pool.py",
+                                 "self._log(self._reset_lru, list(self._lru))", "pass"),
+    "rollback_keeps_moves": ("cblab_src/core/step_undo.py", "r._restore_progress(progress)",
+                             "pass"),
+    "idle_steps_walked": ("cblab_src/core/scheduler.py",
+                          "return 0 if self.plugins.scheduler_plugins else self._steps_until_arrival()",
+                          "return 0"),
 }
 
 

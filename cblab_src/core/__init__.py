@@ -1,7 +1,8 @@
 """Requests, ragged batches, KV caches and the scheduler."""
 
 from .batch_builder import RaggedBatch, Segment, build_batch, padding_waste, ragged_causal_mask, ragged_mask
-from .block_pool import BlockPool, PrefixMatch
+from .block_pool import BlockPool
+from .prefix_match import PrefixMatch
 from .kv_cache import DenseKVCache, KVCache, KVUsage
 from .paged_kv_cache import PagedKVCache
 from .config import SchedulerConfig

@@ -3,13 +3,11 @@
 Accounting only, block ids and no tensors (:mod:`cblab_src.core.kv_cache` keeps the block
 tables and the keys and values). A block is in exactly one state:
 
-* **free** — holds nothing; on the free list, lowest id handed out first (so figures of the
-  pool are easy to read);
+* **free** — holds nothing; on the free list, lowest id handed out first;
 * **used** — reference count >= 1: owned by that many live requests (more than one only when
   prefix caching shares it);
-* **cached** — reference count 0, but it holds a full block of tokens a later request may
-  reuse; kept in least-recently-used order and evicted only when an allocation finds no free
-  block.
+* **cached** — reference count 0, but holds a full block of tokens a later request may reuse;
+  kept in least-recently-used order, evicted only when an allocation finds no free block.
 
 **The prefix table.** A full block is named by a chained hash, ``hash_block(parent_hash,
 tokens)``: its tokens and, through its parent's name, every token before them. The table maps
@@ -26,11 +24,9 @@ lookup returns the oldest copy still held, and a hit survives while any copy doe
 copies take LRU places, which changes which cached blocks later evictions take (12 of the
 237 workloads recorded from vLLM, tests/data/vllm_traces, depend on it).
 
-**Eviction order, ours and vLLM's.** vLLM keeps one free queue, taken from the front: its ids in
-order at the start, each released block without a name put at the front, each named one at the
-back (a request's blocks are released tail first, so its last blocks are evicted first). Blocks
-without a name thus always precede named ones, and named ones sit in release order: our free
-list followed by our LRU. Only the ids handed out differ, never which content survives.
+**Eviction order, ours and vLLM's.** vLLM keeps one free queue, taken from the front: released
+blocks without a name go to its front, named ones to its back (a request's blocks are released
+tail first). That is our free list followed by our LRU: only the ids handed out differ.
 
 **A collision never reuses a wrong block.** vLLM trusts the chained hash (optionally SHA-256,
 where a collision is astronomically unlikely); Python's 64-bit ``hash`` is not collision
@@ -42,9 +38,8 @@ while a child entry or a running request still chains from it. A parent's name t
 changes meaning under its children, and by induction from the first block a hit holds exactly
 the prefix asked for.
 
-With ``num_blocks=None`` the pool is unbounded: it doubles whenever it runs out. A bounded pool
-holds at most ``MAX_COUNT`` (10**8) blocks and costs nothing for blocks never used: ids are
-handed out lazily, so ``num_blocks=10**8`` allocates no list of 10**8 counts.
+With ``num_blocks=None`` the pool doubles whenever it runs out. A bounded pool holds at most
+``MAX_COUNT`` (10**8) blocks; ids are handed out lazily, so unused blocks cost nothing.
 """
 
 from __future__ import annotations
@@ -55,26 +50,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .._validate import MAX_COUNT, positive_int
-
-
-def hash_block(parent_hash: int | None, tokens: tuple[int, ...]) -> int:
-    """Chained name of a full block: its ``tokens`` and, through ``parent_hash`` (the name of
-    the block before it; ``None`` for a first block), every token before them."""
-    return hash((parent_hash, tokens))
-
-
-@dataclass(frozen=True)
-class PrefixMatch:
-    """The cached blocks holding a prompt's leading full blocks, as
-    :meth:`~cblab_src.core.kv_cache.KVCache.match_prefix` finds them. Valid until the pool
-    next changes: admit right after matching."""
-
-    blocks: tuple[int, ...] = ()    # block ids, in prompt order
-    hashes: tuple[int, ...] = ()    # their names in the prefix table
-    num_tokens: int = 0             # tokens they hold: the prefill a request skips
-
-
-NO_MATCH = PrefixMatch()
+from .prefix_match import PrefixMatch, hash_block
+from .undo import Undoable
 
 
 @dataclass
@@ -87,9 +64,9 @@ class _Entry:
     copies: list[int] = field(default_factory=list)  # keep_duplicates: later blocks, oldest first
 
 
-class BlockPool:
+class BlockPool(Undoable):
     """Block ids ``0 .. num_blocks-1`` with reference counts, a prefix table and an LRU of
-    cached blocks."""
+    cached blocks. Every change can be rolled back to a checkpoint (:mod:`.undo`)."""
 
     INITIAL_BLOCKS = 8  # starting size of an unbounded pool
 
@@ -109,6 +86,7 @@ class BlockPool:
         self._hash_of: dict[int, int] = {}                  # block id -> name of its entry
         self.num_evictions = 0                              # cached blocks taken back
         self.num_shared = 0                                 # blocks with reference count > 1
+        self._lru_saved = False                             # its order logged since checkpoint
 
     @property
     def ref_counts(self) -> list[int]:
@@ -138,8 +116,7 @@ class BlockPool:
         return list(self._lru)
 
     def num_cached_of(self, blocks: Iterable[int]) -> int:
-        """How many of ``blocks`` are cached: retaining them takes them out of the available
-        pool (vLLM counts them the same way when admitting)."""
+        """How many of ``blocks`` are cached (retaining one takes it out of the available pool)."""
         return sum(b in self._lru for b in blocks)
 
     # ------------------------------------------------------------------ owners
@@ -152,13 +129,17 @@ class BlockPool:
         cached one (else, unbounded, grow)."""
         if self._free:
             block = heapq.heappop(self._free)
+            self._log(self._free_again, block)
         elif len(self._refs) < self.num_blocks:         # never used: ids above all others
             block = len(self._refs)
             self._refs.append(0)
+            self._log(self._refs.pop)
         elif self._lru:
+            self._save_lru()
             block, _ = self._lru.popitem(last=False)
             self._forget(block)
             self.num_evictions += 1
+            self._log(self._refs.__setitem__, block, 0)
         else:
             assert not self.bounded, "allocation from an exhausted bounded pool"
             self.num_blocks *= 2                        # unbounded: grow, take a new block
@@ -169,10 +150,12 @@ class BlockPool:
     def retain(self, block: int) -> None:
         """One more owner for a block found in the prefix table (used, or cached)."""
         if block in self._lru:
+            self._save_lru()
             del self._lru[block]                        # owned again: no longer evictable
         elif not self._is_used(block):
             raise ValueError(f"block {block!r} is neither used nor cached: only those can be "
                              f"retained")
+        self._log(self._refs.__setitem__, block, self._refs[block])
         self._refs[block] += 1
         self.num_shared += self._refs[block] == 2
 
@@ -182,11 +165,14 @@ class BlockPool:
             raise ValueError(f"block {block!r} has no owner to release")
         self._refs[block] -= 1
         self.num_shared -= self._refs[block] == 1
-        if self._refs[block] == 0:
-            if block in self._hash_of:
+        if self._refs[block] or block in self._hash_of:
+            self._log(self._refs.__setitem__, block, self._refs[block] + 1)
+            if not self._refs[block]:
+                self._save_lru()
                 self._lru[block] = None                 # most recently used goes last
-            else:
-                heapq.heappush(self._free, block)
+        else:
+            self._log(self._unfree, block)
+            heapq.heappush(self._free, block)
 
     def _is_used(self, block) -> bool:
         return isinstance(block, int) and 0 <= block < len(self._refs) and self._refs[block] > 0
@@ -223,8 +209,10 @@ class BlockPool:
         block_hash = hash_block(parent_hash, tokens)
         entry = self._table.get(block_hash)
         if entry is None:
+            self._save_item(self._table, block_hash)
             entry = self._table[block_hash] = _Entry((parent_hash, tokens))
             if parent_hash is not None:
+                self._save_attr(self._table[parent_hash], "children")
                 self._table[parent_hash].children += 1
         elif entry.key != (parent_hash, tokens):
             return None
@@ -232,9 +220,12 @@ class BlockPool:
             return block_hash
         assert block not in self._hash_of, f"block {block} already holds another prefix"
         if entry.block is None:
+            self._save_attr(entry, "block")
             entry.block = block
         else:
+            self._save_attr(entry, "copies", list)
             entry.copies.append(block)
+        self._save_item(self._hash_of, block)
         self._hash_of[block] = block_hash
         return block_hash
 
@@ -242,11 +233,13 @@ class BlockPool:
         """A running request will chain its next full block from ``block_hash``: keep that
         entry (not its block) in the table until :meth:`unpin`."""
         if block_hash is not None:
+            self._save_attr(self._table[block_hash], "children")
             self._table[block_hash].children += 1
 
     def unpin(self, block_hash: int | None) -> None:
         """The request chaining from ``block_hash`` moved on, finished or was preempted."""
         if block_hash is not None:
+            self._save_attr(self._table[block_hash], "children")
             self._table[block_hash].children -= 1
             self._prune(block_hash)
 
@@ -254,15 +247,14 @@ class BlockPool:
         """The name of the entry ``block`` holds, ``None`` if it holds none."""
         return self._hash_of.get(block)
 
-    def is_cached_content(self, block: int) -> bool:
-        """Whether ``block`` holds a prefix-table entry (owned or not)."""
-        return block in self._hash_of
-
     def _forget(self, block: int) -> None:
         # An evicted block leaves its entry; the oldest copy left, if any, takes its place.
+        self._save_item(self._hash_of, block)
         block_hash = self._hash_of.pop(block)
         entry = self._table[block_hash]
+        self._save_attr(entry, "copies", list)
         if entry.block == block:
+            self._save_attr(entry, "block")
             entry.block = entry.copies.pop(0) if entry.copies else None
         else:
             entry.copies.remove(block)
@@ -272,18 +264,39 @@ class BlockPool:
         # Drop an entry nothing holds or chains from; that may leave its parent unused too.
         entry = self._table[block_hash]
         while entry.block is None and not entry.children:
+            self._save_item(self._table, block_hash)
             del self._table[block_hash]
             block_hash = entry.key[0]
             if block_hash is None:
                 return
             entry = self._table[block_hash]
+            self._save_attr(entry, "children")
             entry.children -= 1
 
 
-def as_match(match) -> PrefixMatch:
-    """``match`` checked (``None``: no match)."""
-    if match is None:
-        return NO_MATCH
-    if not isinstance(match, PrefixMatch):
-        raise TypeError(f"match must be a PrefixMatch from match_prefix(tokens), got {match!r}")
-    return match
+    # ------------------------------------------------------------------ rollback (see .undo)
+    def _save_state(self):
+        self._lru_saved = False
+        return self.num_blocks, self.num_evictions, self.num_shared
+
+    def _restore_state(self, saved) -> None:
+        self.num_blocks, self.num_evictions, self.num_shared = saved
+
+    def _save_lru(self) -> None:
+        # The LRU's whole order, once per step: simpler than undoing each move in the middle.
+        if self.has_checkpoint and not self._lru_saved:
+            self._lru_saved = True
+            self._log(self._reset_lru, list(self._lru))
+
+    def _reset_lru(self, order: list[int]) -> None:
+        self._lru.clear()
+        self._lru.update(dict.fromkeys(order))
+
+    def _free_again(self, block: int) -> None:         # undoes an allocation from the heap
+        self._refs[block] = 0
+        heapq.heappush(self._free, block)
+
+    def _unfree(self, block: int) -> None:             # undoes the release that freed it
+        self._free.remove(block)
+        heapq.heapify(self._free)
+        self._refs[block] = 1

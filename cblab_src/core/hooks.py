@@ -38,10 +38,13 @@ class SchedulerPlugin:
         """A step is about to be scheduled (``scheduler.step_count`` is its ``step_id``)."""
 
     def on_request_finished(self, scheduler, request) -> None:
-        """A request sampled its last token in this step and returned its KV memory."""
+        """A request sampled its last token in step ``request.finish_step`` and returned its
+        KV memory. The step is committed (``scheduler.step_count`` is already the next one):
+        if this hook raises, the step stands."""
 
     def after_step(self, scheduler, stats) -> None:
-        """A step finished; ``stats`` is the :class:`~cblab_src.core.scheduler.StepStats` it returns."""
+        """A step finished; ``stats`` is the :class:`~cblab_src.core.scheduler.StepStats` it
+        returns (``scheduler.step_count`` is already the next step)."""
 
 
 class AttentionPlugin(abc.ABC):

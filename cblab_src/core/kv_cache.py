@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import optional_positive_int
-from .block_pool import NO_MATCH, PrefixMatch, as_match
+from .prefix_match import NO_MATCH, PrefixMatch, as_match
+from .undo import Undoable
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ class KVUsage:
         return self.free_blocks + self.cached_blocks
 
 
-class KVCache(abc.ABC):
-    """Common bookkeeping of both layouts: per-request lengths and optional K/V storage."""
+class KVCache(Undoable, abc.ABC):
+    """Common bookkeeping of both layouts: per-request lengths and optional K/V storage.
+    Every change can be rolled back to a checkpoint (:mod:`.undo`): a failed step uses it."""
 
     layout: str
 
@@ -143,6 +145,12 @@ class KVCache(abc.ABC):
         length = self._lengths.pop(req_id)
         self._num_tokens -= length
         return length
+
+    def _save_state(self):
+        return dict(self._lengths), self._num_tokens
+
+    def _restore_state(self, saved) -> None:
+        self._lengths, self._num_tokens = saved
 
     @staticmethod
     def _unknown(req_id: Hashable) -> ValueError:
@@ -232,6 +240,8 @@ class DenseKVCache(KVCache):
         self._require_storage()
         assert start == self._k[req_id][layer].shape[0], "dense cache is append-only"
         assert start + k.shape[0] <= self._lengths[req_id]
+        for arrays in (self._k[req_id], self._v[req_id]):      # each layer's array is replaced
+            self._log(arrays.__setitem__, layer, arrays[layer])
         self._k[req_id][layer] = np.concatenate([self._k[req_id][layer], k])
         self._v[req_id][layer] = np.concatenate([self._v[req_id][layer], v])
 
@@ -247,3 +257,10 @@ class DenseKVCache(KVCache):
     def usage(self) -> KVUsage:
         return KVUsage(tokens=len(self), used_blocks=0, free_blocks=0, cached_blocks=0,
                        total_blocks=0, wasted_slots=0)
+
+    def _save_state(self):
+        return super()._save_state(), dict(self._k), dict(self._v)
+
+    def _restore_state(self, saved) -> None:
+        base, self._k, self._v = saved
+        super()._restore_state(base)

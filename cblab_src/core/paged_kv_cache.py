@@ -15,7 +15,8 @@ import numpy as np
 from .._math import ceil_div
 from .._validate import positive_int
 from ..attention.paged_attention import gather_kv, slot_indices
-from .block_pool import NO_MATCH, BlockPool, PrefixMatch, as_match
+from .block_pool import BlockPool
+from .prefix_match import NO_MATCH, PrefixMatch, as_match
 from .kv_cache import KVCache, KVUsage
 
 
@@ -118,9 +119,11 @@ class PagedKVCache(KVCache):
             assert self.block_pool.hash_of(block) == block_hash, \
                 "stale PrefixMatch: admit right after match_prefix"
             self.block_pool.retain(block)
+        self._save_item(self.block_tables, req_id)
         self.block_tables[req_id] = list(match.blocks)
         self._num_table_blocks += len(match.blocks)
         last = match.hashes[-1] if match.hashes else None
+        self._save_item(self._chains, req_id)
         self._chains[req_id] = (len(match.blocks), last)
         self.block_pool.pin(last)                        # its next full block chains from it
         self._grow(req_id, match.num_tokens)
@@ -138,9 +141,11 @@ class PagedKVCache(KVCache):
             pool.pin(block_hash)
             pool.unpin(parent)
             if block_hash is None:          # a collision: no block after it can be cached
+                self._save_item(self._chains, req_id)
                 self._chains[req_id] = None
                 return
             parent = block_hash
+        self._save_item(self._chains, req_id)
         self._chains[req_id] = (full, parent)
 
     # ------------------------------------------------------------------ growth and storage
@@ -186,15 +191,17 @@ class PagedKVCache(KVCache):
         assert start + k.shape[0] <= self._lengths[req_id]
         blocks, offsets = slot_indices(self.block_tables[req_id], self.block_size,
                                        start, start + k.shape[0])
-        self.k_pool[layer][blocks, offsets] = k
-        self.v_pool[layer][blocks, offsets] = v
+        self.write_slots(layer, blocks * self.block_size + offsets, k, v)
 
     def write_slots(self, layer: int, slots: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
         """Store ``k, v (N, H, D)`` of a whole step at flat ``slots (N,)`` (see
         :func:`~cblab_src.attention.paged_attention.slot_mapping`): one scatter per layer."""
         self._require_storage(layer)
-        self.k_pool[layer].reshape(-1, *k.shape[1:])[slots] = k
-        self.v_pool[layer].reshape(-1, *v.shape[1:])[slots] = v
+        for pool, new in ((self.k_pool[layer], k), (self.v_pool[layer], v)):
+            flat = pool.reshape(-1, *new.shape[1:])          # a view: writes land in the pool
+            if self.has_checkpoint:                          # what the slots held, for a rollback
+                self._log(flat.__setitem__, slots, flat[slots])
+            flat[slots] = new
 
     def read(self, layer, req_id):
         self._require_storage(layer)
@@ -205,14 +212,38 @@ class PagedKVCache(KVCache):
         # Release the tail first, so the LRU evicts a prefix's last blocks before its first.
         if req_id not in self.block_tables:
             raise self._unknown(req_id)
+        self._save_item(self.block_tables, req_id)
         table = self.block_tables.pop(req_id)
         for b in reversed(table):
             self.block_pool.release(b)
         self._num_table_blocks -= len(table)
+        self._save_item(self._chains, req_id)
         chain = self._chains.pop(req_id)
         if chain is not None:
             self.block_pool.unpin(chain[1])
         self._untrack(req_id)
+
+    # ------------------------------------------------------------------ rollback (see .undo)
+    def checkpoint(self) -> None:
+        super().checkpoint()
+        self.block_pool.checkpoint()
+
+    def rollback(self) -> None:
+        super().rollback()
+        self.block_pool.rollback()
+
+    def drop_checkpoint(self) -> None:
+        super().drop_checkpoint()
+        self.block_pool.drop_checkpoint()
+
+    def _save_state(self):
+        return super()._save_state(), self._num_table_blocks, self.k_pool, self.v_pool
+
+    def _restore_state(self, saved) -> None:
+        base, self._num_table_blocks, self.k_pool, self.v_pool = saved
+        super()._restore_state(base)
+        for req_id, length in self._lengths.items():   # tables only grew in place: trim them
+            del self.block_tables[req_id][self.blocks_for(length):]
 
     def usage(self) -> KVUsage:
         used_slots = self._num_table_blocks * self.block_size

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,48 +46,101 @@ class FinishReason(enum.Enum):
     STOP = "stop"          # sampled the EOS token
 
 
-@dataclass(eq=False, slots=True)
 class Request:
     """A prompt to continue for up to ``max_new_tokens`` tokens, arriving at ``arrival_step``.
 
     Example: ``Request("a", prompt=[5, 6, 7], max_new_tokens=2)`` needs 3 prompt tokens
     prefilled, then samples 2 tokens; its KV cache ends holding 3 + 2 - 1 = 4 tokens.
     With ``arrival_step=None`` (the default) it arrives at the step it is added at.
+
+    What was asked (``req_id``, ``prompt``, ``max_new_tokens``, ``arrival_step``, ``sampling``)
+    is checked whenever it is set, and fixed once the request is added to a scheduler: the
+    scheduler has planned memory for it (set one then and get an ``AttributeError``; make a new
+    request instead). The progress fields below it are the scheduler's to write.
     """
 
-    req_id: Hashable
-    prompt: Sequence[int]
-    max_new_tokens: int
-    arrival_step: int | None = None
-    sampling: SamplingParams = GREEDY
-    num_computed_tokens: int = field(default=0, init=False)
-    generated: list[int] = field(default_factory=list, init=False)
-    state: RequestState = field(default=RequestState.WAITING, init=False)
-    finish_reason: FinishReason | None = field(default=None, init=False)
-    admitted_step: int | None = field(default=None, init=False)
-    first_token_step: int | None = field(default=None, init=False)
-    finish_step: int | None = field(default=None, init=False)
-    token_steps: list[int] = field(default_factory=list, init=False)
-    preempted_steps: list[int] = field(default_factory=list, init=False)
-    resumed_steps: list[int] = field(default_factory=list, init=False)    # re-admissions
-    num_cached_prompt_tokens: int = field(default=0, init=False)   # prefix-cache hits
-    _rng: np.random.Generator | None = field(default=None, init=False, repr=False)
-    _owner: object = field(default=None, init=False, repr=False)   # the scheduler it was added to
+    __slots__ = ("_req_id", "_prompt", "_max_new_tokens", "_arrival_step", "_sampling",
+                 "num_computed_tokens", "generated", "state", "finish_reason", "admitted_step",
+                 "first_token_step", "finish_step", "token_steps", "preempted_steps",
+                 "resumed_steps", "num_cached_prompt_tokens", "_rng", "_owner")
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.req_id, (int, str)) or isinstance(self.req_id, bool):
-            raise TypeError(f"req_id must be an int or a str, got {self.req_id!r}")
-        self.prompt = token_ids("prompt", self.prompt)
-        self.max_new_tokens = non_negative_int("max_new_tokens", self.max_new_tokens)
-        if self.arrival_step is not None:
-            self.arrival_step = non_negative_int("arrival_step", self.arrival_step)
-        if not isinstance(self.sampling, SamplingParams):
-            raise TypeError(f"sampling must be a SamplingParams, got {self.sampling!r}")
+    def __init__(self, req_id: Hashable, prompt: Sequence[int], max_new_tokens: int,
+                 arrival_step: int | None = None, sampling: SamplingParams = GREEDY):
+        self._owner = None                          # the scheduler it was added to
+        self.req_id, self.prompt, self.max_new_tokens = req_id, prompt, max_new_tokens
+        self.arrival_step, self.sampling = arrival_step, sampling
+        self.num_computed_tokens = 0                # its tokens with K/V in the cache
+        self.generated: list[int] = []
+        self.state = RequestState.WAITING
+        self.finish_reason: FinishReason | None = None
+        self.admitted_step: int | None = None
+        self.first_token_step: int | None = None
+        self.finish_step: int | None = None
+        self.token_steps: list[int] = []            # the step of each generated token
+        self.preempted_steps: list[int] = []
+        self.resumed_steps: list[int] = []          # re-admissions after a preemption
+        self.num_cached_prompt_tokens = 0           # prefix-cache hits at first admission
+        self._rng: np.random.Generator | None = None
+
+    # ----- what was asked: checked when set, fixed once added -----
+    def _unless_added(self, name: str) -> None:
+        if self._owner is not None:
+            raise AttributeError(f"request {self._req_id!r} is added to a scheduler: its {name} "
+                                 f"is fixed now (make a new Request)")
+
+    @property
+    def req_id(self) -> Hashable:
+        return self._req_id
+
+    @req_id.setter
+    def req_id(self, value: Hashable) -> None:
+        self._unless_added("req_id")
+        if not isinstance(value, (int, str)) or isinstance(value, bool):
+            raise TypeError(f"req_id must be an int or a str, got {value!r}")
+        self._req_id = value
+
+    @property
+    def prompt(self) -> tuple[int, ...]:
+        return self._prompt
+
+    @prompt.setter
+    def prompt(self, value: Sequence[int]) -> None:
+        self._unless_added("prompt")
+        self._prompt = token_ids("prompt", value)
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self._max_new_tokens
+
+    @max_new_tokens.setter
+    def max_new_tokens(self, value: int) -> None:
+        self._unless_added("max_new_tokens")
+        self._max_new_tokens = non_negative_int("max_new_tokens", value)
+
+    @property
+    def arrival_step(self) -> int | None:
+        return self._arrival_step
+
+    @arrival_step.setter
+    def arrival_step(self, value: int | None) -> None:
+        self._unless_added("arrival_step")
+        self._arrival_step = None if value is None else non_negative_int("arrival_step", value)
+
+    @property
+    def sampling(self) -> SamplingParams:
+        return self._sampling
+
+    @sampling.setter
+    def sampling(self, value: SamplingParams) -> None:
+        self._unless_added("sampling")
+        if not isinstance(value, SamplingParams):
+            raise TypeError(f"sampling must be a SamplingParams, got {value!r}")
+        self._sampling = value
 
     # ----- derived quantities (never stored, so they can never disagree) -----
     @property
     def prompt_len(self) -> int:
-        return len(self.prompt)
+        return len(self._prompt)
 
     @property
     def num_generated(self) -> int:
@@ -97,7 +149,7 @@ class Request:
     @property
     def all_tokens(self) -> tuple[int, ...]:
         """Prompt followed by the generated tokens."""
-        return self.prompt + tuple(self.generated)
+        return self._prompt + tuple(self.generated)
 
     @property
     def prefill_pos(self) -> int:
@@ -109,7 +161,7 @@ class Request:
         """Tokens whose K/V must still be computed before the next token can be sampled:
         the rest of the prompt (plus, after a preemption, the generated tokens), or in
         DECODE exactly one, the newest token."""
-        return len(self.prompt) + len(self.generated) - self.num_computed_tokens
+        return len(self._prompt) + len(self.generated) - self.num_computed_tokens
 
     @property
     def remaining_prefill(self) -> int:
@@ -131,10 +183,9 @@ class Request:
     @property
     def is_done(self) -> bool:
         """True once the request sampled ``max_new_tokens`` tokens or its EOS token."""
-        if len(self.generated) >= self.max_new_tokens:
-            return True
-        eos = self.sampling.eos_token_id
-        return eos is not None and bool(self.generated) and self.generated[-1] == eos
+        tokens = self.generated        # (no EOS token: eos_token_id is None, never a token)
+        return len(tokens) >= self._max_new_tokens or (
+            bool(tokens) and tokens[-1] == self._sampling.eos_token_id)
 
     # ----- progress -----
     def get_prefill_chunk(self, n: int) -> tuple[int, ...]:
@@ -156,7 +207,7 @@ class Request:
 
     def mark_computed(self, n: int) -> None:
         """Record that ``n`` more tokens now have their K/V cached."""
-        assert 0 < n <= len(self.prompt) + len(self.generated) - self.num_computed_tokens, n
+        assert 0 < n <= len(self._prompt) + len(self.generated) - self.num_computed_tokens, n
         self.num_computed_tokens += n
 
     def sample(self, logits: np.ndarray) -> int:
@@ -185,6 +236,17 @@ class Request:
         self.state = RequestState.WAITING
         self.preempted_steps.append(step)
         return lost
+
+    # ----- for a step that fails and is rolled back (see core/step_undo.py) -----
+    def _progress(self) -> tuple:
+        """What admitting or preempting changes (lists only grow, so their lengths do)."""
+        return (self.num_computed_tokens, self.state, self.admitted_step,
+                self.num_cached_prompt_tokens, len(self.resumed_steps), len(self.preempted_steps))
+
+    def _restore_progress(self, progress: tuple) -> None:
+        (self.num_computed_tokens, self.state, self.admitted_step, self.num_cached_prompt_tokens,
+         resumed, preempted) = progress
+        del self.resumed_steps[resumed:], self.preempted_steps[preempted:]
 
     def __repr__(self) -> str:
         return (f"Request({self.req_id!r}, prompt_len={self.prompt_len}, "

@@ -2,9 +2,12 @@
 
 One step, as :meth:`Scheduler.step` reads::
 
-    plan = self._schedule()          # the policy picks requests and token counts
-    logits = self._forward(plan)     # lay them out ragged; one forward pass over every token
-    self._commit(plan, logits)       # advance progress, sample tokens, finish and free
+    plan = self._schedule(undo)               # the policy picks requests and token counts
+    logits = self._forward(plan)              # lay them out ragged; one forward pass
+    tokens = self._sample(samplers, logits)   # a token for each request whose cache is complete
+    self._commit(plan, samplers, tokens, ...) # advance progress, record tokens, finish and free
+
+and if anything raises before the commit, ``undo`` puts everything back (:mod:`.step_undo`).
 
 *Which* requests get how many tokens is the policy's decision (:mod:`cblab_src.core.policies`:
 ``decode_first`` by default, ``prefill_first``, ``vllm_v1``). The rest is here and in
@@ -12,18 +15,15 @@ One step, as :meth:`Scheduler.step` reads::
 and preemption, sampling, finishing, :class:`StepStats`. :mod:`cblab_src.core.basic_scheduler`
 is the same engine without options, to read first.
 
-The queues: ``_running`` (admitted, oldest first), ``_waiting`` (arrived, not admitted, oldest
-first; a preempted request goes back to its front) and ``_future`` (added, not yet arrived: a
-heap by arrival step). Running requests are always older than waiting ones. A request
-finishes in the step that samples its ``max_new_tokens``-th token (or its EOS token) and frees
-its KV at once; one asking for no token finishes in the step it arrives, without running.
+The queues (``_running``, ``_waiting``, ``_future``) are in :mod:`~cblab_src.core.queues`. A
+request finishes in the step that samples its ``max_new_tokens``-th token (or its EOS token)
+and frees its KV at once; one asking for no token finishes in its arrival step, unrun.
 ``Scheduler(None, ...)`` runs the same schedule with a :class:`~.null_model.NullModel`.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections import deque
 from collections.abc import Hashable
 
@@ -32,19 +32,22 @@ import numpy as np
 from .._validate import non_negative_int
 from .batch_builder import RaggedBatch, build_batch
 from .config import SchedulerConfig, knob
+from .history import History
 from .hooks import PluginManager
 from .kv_cache import DenseKVCache, KVCache
 from .paged_kv_cache import PagedKVCache
 from .null_model import NO_MODEL_TOKEN, NullModel
 from .policies import resolve_policy
+from .queues import RequestQueues
 from .request import FinishReason, Request, RequestState
 from .step_plan import SchedulerCounters, StepPlan
 from .step_stats import StepStats
+from .step_undo import HeldInterrupts, StepUndo
 
 __all__ = ["Scheduler", "SchedulerCounters", "StepStats", "NO_MODEL_TOKEN"]
 
 
-class Scheduler:
+class Scheduler(RequestQueues):
     """Runs requests through a model step by step under a token budget.
 
     ``Scheduler(TinyLLM(), max_tokens_per_step=8, prefill_chunk_size=4)`` batches up to 8
@@ -69,17 +72,23 @@ class Scheduler:
         self.config = SchedulerConfig.of(config, **knobs)
         if isinstance(model, type) or not (model is None or hasattr(model, "forward_step")):
             raise TypeError(f"model must be a TinyLLM-like model instance or None, got {model!r}")
-        self.model = NullModel() if model is None else model
-        self.kv_cache = self._make_kv_cache()
-        self.plugins = PluginManager()
-        self.counters = SchedulerCounters()
-        self.step_count = 0
-        self.requests: dict[Hashable, Request] = {}      # every request held, by id
-        self.finished: deque[Request] = deque()           # in the order they finished
-        self._running: list[Request] = []                 # admitted, oldest first
-        self._waiting: deque[Request] = deque()           # arrived, not admitted, oldest first
-        self._future: list[tuple[int, int, Request]] = []  # heap: (arrival_step, seq, request)
-        self._seq = itertools.count()                     # tie-break for equal arrival steps
+        super().__init__()
+        self._model = NullModel() if model is None else model
+        self._kv_cache = self._make_kv_cache()
+        self._plugins = PluginManager()
+        self._counters = SchedulerCounters()
+        self._step_count = 0
+        self._requests: dict[Hashable, Request] = {}     # every request held, by id
+        self._finished: deque[Request] = deque()          # in the order they finished
+
+    # What the scheduler is made of, and its record: read-only (make a new scheduler instead).
+    model = property(lambda self: self._model, doc="The model (NullModel for None).")
+    kv_cache = property(lambda self: self._kv_cache)
+    plugins = property(lambda self: self._plugins)
+    counters = property(lambda self: self._counters, doc="Running totals: SchedulerCounters.")
+    step_count = property(lambda self: self._step_count, doc="The id of the next step.")
+    requests = property(lambda self: self._requests, doc="Every request held, by id.")
+    finished = property(lambda self: self._finished, doc="Finished requests, oldest first.")
 
     @property
     def config(self) -> SchedulerConfig:
@@ -104,33 +113,6 @@ class Scheduler:
         return PagedKVCache(c.block_size, c.num_blocks, **shape, keep_duplicate_blocks=keep,
                             enable_prefix_caching=c.enable_prefix_caching)
 
-    # ------------------------------------------------------------------ queues
-    @property
-    def active(self) -> list[Request]:
-        """Every added request not yet finished, in arrival order."""
-        return self._running + list(self._waiting) + [r for _, _, r in sorted(self._future)]
-
-    @property
-    def waiting(self) -> list[Request]:
-        """Requests that have arrived (by the current step) but hold no KV cache."""
-        return self.waiting_after(self.step_count)
-
-    @property
-    def running(self) -> list[Request]:
-        """Admitted requests, prefilling or decoding, oldest first."""
-        return list(self._running)
-
-    @property
-    def has_unfinished(self) -> bool:
-        return bool(self._running or self._waiting or self._future)
-
-    def waiting_after(self, step_id: int) -> list[Request]:
-        """Requests arrived by ``step_id`` and waiting."""
-        arrived = []
-        if self._future and self._future[0][0] <= step_id:     # the heap's top arrives first
-            arrived = [r for a, _, r in sorted(self._future) if a <= step_id]
-        return list(self._waiting) + arrived
-
     # ------------------------------------------------------------------ adding work
     def add_request(self, req: Request) -> Request:
         """Queue a new request, arriving at ``req.arrival_step`` (``None``: this step). All
@@ -138,16 +120,16 @@ class Scheduler:
         self._validate(req)
         given_arrival = req.arrival_step
         if req.arrival_step is None:
-            req.arrival_step = self.step_count
+            req._arrival_step = self.step_count     # (it is fixed once added: set it directly)
         self.requests[req.req_id], req._owner = req, self
-        heapq.heappush(self._future, (req.arrival_step, next(self._seq), req))
+        self._push_future(req)
         try:
             self.plugins.dispatch("on_request_added", self, req)
         except BaseException:                       # a failing hook: as if never added
             del self.requests[req.req_id]
             self._future = [entry for entry in self._future if entry[2] is not req]
             heapq.heapify(self._future)
-            req.arrival_step, req._owner = given_arrival, None
+            req._arrival_step, req._owner = given_arrival, None
             raise
         return req
 
@@ -174,26 +156,54 @@ class Scheduler:
 
     # ------------------------------------------------------------------ one step
     def step(self) -> StepStats:
-        """Schedule, run and commit one step; returns its :class:`StepStats`."""
+        """Schedule, run and commit one step; returns its :class:`StepStats`.
+
+        All or nothing: if anything raises before the commit (the policy, the model, an
+        attention plugin, a logits processor), the scheduler, its KV cache and every request
+        are put back as they were, and the exception goes on. Ctrl-C waits for the step to end
+        (pressed twice, it interrupts at once and the step is undone): :mod:`.step_undo`."""
         self.plugins.dispatch("before_step", self)
-        zero_output = self._take_arrivals()
-        plan = self._schedule()
-        logits = self._forward(plan) if plan.items else None
-        sampled, finished = self._commit(plan, logits, zero_output)
-        stats = self._stats(plan, sampled, finished)
-        self.step_count += 1
+        with HeldInterrupts() as interrupts:    # Ctrl-C waits for the end of the step
+            with StepUndo(self, interrupts) as undo:    # a fault in here undoes the step
+                zero_output = self._take_arrivals(undo.arrived)
+                plan = self._schedule(undo)
+                logits = self._forward(plan) if plan.items else None
+                samplers = [r for r, _, _, _, samples in plan.items if samples]
+                undo.keep_generators(samplers, logits)
+                tokens = self._sample(samplers, logits)
+            sampled, finished = self._commit(plan, samplers, tokens, zero_output)
+            stats = self._stats(plan, sampled, finished)
+            self._step_count += 1
+        for r in finished:
+            self.plugins.dispatch("on_request_finished", self, r)
         self.plugins.dispatch("after_step", self, stats)
         return stats
 
-    def run(self, max_steps: int | None = None) -> list[StepStats]:
-        """Step until every added request has finished (or ``max_steps`` steps were taken)."""
+    def run(self, max_steps: int | None = None) -> History:
+        """Step until every added request has finished (or ``max_steps`` steps were taken).
+
+        Idle steps (nothing running or waiting, the next request arriving later) are skipped
+        in one move, unless a scheduler plugin watches every step: their step ids still count,
+        and the returned :class:`~cblab_src.core.history.History` holds them as one record."""
         if max_steps is not None:
             max_steps = non_negative_int("max_steps", max_steps)
-        history = []
+        history = History()
         while self.has_unfinished and (max_steps is None or len(history) < max_steps):
-            history.append(self.step())
-            self._check_progress(history[-1])
+            idle = self._idle_steps()
+            if idle:
+                idle = idle if max_steps is None else min(idle, max_steps - len(history))
+                history.append_idle(self.step_count, idle, self.kv_cache.usage())
+                self._step_count += idle
+                continue
+            stats = self.step()
+            history.append(stats)
+            self._check_progress(stats)
         return history
+
+    def _idle_steps(self) -> int:
+        """Steps from now in which nothing can run (none while a scheduler plugin watches
+        every step)."""
+        return 0 if self.plugins.scheduler_plugins else self._steps_until_arrival()
 
     def _check_progress(self, stats: StepStats) -> None:
         """A step that scheduled nothing while arrived requests wait can only repeat forever
@@ -206,25 +216,18 @@ class Scheduler:
     def drain_finished(self) -> list[Request]:
         """Return the finished requests and forget them, so a long-running server's memory
         stays flat. Their ids may then be reused."""
-        done, self.finished = list(self.finished), deque()
+        done, self._finished = list(self._finished), deque()
         for r in done:
             del self.requests[r.req_id]
         return done
 
-    def _take_arrivals(self) -> list[Request]:
-        """Move requests arriving by this step to the waiting queue; return those that ask for
-        no token at all (they finish in this step without running)."""
-        zero_output = []
-        while self._future and self._future[0][0] <= self.step_count:
-            r = heapq.heappop(self._future)[2]
-            (self._waiting if r.max_new_tokens > 0 else zero_output).append(r)
-        return zero_output
-
-    def _schedule(self) -> StepPlan:
-        plan = StepPlan(self.config, self.step_count, self.config.max_tokens_per_step,
-                        self._running, self._waiting, self.kv_cache, self.counters,
-                        cache_when_scheduled=self._policy.cache_blocks_when_scheduled
-                        and self.kv_cache.caches_prefixes)
+    def _schedule(self, undo: StepUndo) -> StepPlan:
+        """A new plan for this step (logged in ``undo`` before any move), filled by the policy."""
+        plan = undo.plan = StepPlan(
+            self.config, self.step_count, self.config.max_tokens_per_step, self._running,
+            self._waiting, self.kv_cache, self.counters,
+            cache_when_scheduled=self._policy.cache_blocks_when_scheduled
+            and self.kv_cache.caches_prefixes)
         self._policy.schedule(plan)
         return plan
 
@@ -241,11 +244,10 @@ class Scheduler:
         return build_batch([(r.req_id, r.generated[-1:] if decode else r.all_tokens[start:start + n],
                              start, samples) for r, start, n, decode, samples in plan.items])
 
-    def _commit(self, plan: StepPlan, logits: np.ndarray | None, zero_output: list[Request]):
-        """Advance every scheduled request; sample for those whose cache is now complete (every
-        decode, and the chunk that completes a prompt), in batch order; finish and free."""
-        samplers = [r for r, _, _, _, samples in plan.items if samples]
-        tokens = self._sample(samplers, logits)     # first: it may raise, and nothing moved yet
+    def _commit(self, plan: StepPlan, samplers: list[Request], tokens: list[int],
+                zero_output: list[Request]):
+        """Advance every scheduled request; give each sampler its token, in batch order;
+        finish and free those done."""
         for r, _, n, _, _ in plan.items:
             r.mark_computed(n)
         step, decode, sampled, finished = self.step_count, RequestState.DECODE, [], list(zero_output)
@@ -262,8 +264,6 @@ class Scheduler:
             self._finish(r)
         if len(finished) > len(zero_output):        # one pass, however many finished
             self._running[:] = [r for r in self._running if r.state is not RequestState.FINISHED]
-        for r in finished:
-            self.plugins.dispatch("on_request_finished", self, r)
         return sampled, finished
 
     def _sample(self, samplers: list[Request], logits: np.ndarray | None) -> list[int]:

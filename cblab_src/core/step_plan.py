@@ -60,18 +60,22 @@ class StepPlan:
     items: list[tuple[Request, int, int, bool, bool]] = field(default_factory=list)
     preemptions: list[Preemption] = field(default_factory=list)
     cached_tokens: int = 0            # prompt tokens admitted this step from the prefix cache
+    # ("admit" or "preempt", request, its progress before): how to undo the moves if the step
+    # fails (see core/step_undo.py)
+    moves: list[tuple[str, Request, tuple]] = field(default_factory=list)
     cache_when_scheduled: bool = False  # prefix caching offers full blocks at once (vLLM)
 
     def work(self) -> dict:
         """The step's work as :class:`~cblab_src.core.step_stats.StepStats` fields."""
         decode_ids, context_lens, chunks, order = [], [], [], []
         for r, start, n, decode, _ in self.items:
-            order.append(r.req_id)
+            req_id = r.req_id
+            order.append(req_id)
             if decode:
-                decode_ids.append(r.req_id)
+                decode_ids.append(req_id)
                 context_lens.append(start + 1)       # keys the decode token attended to
             else:
-                chunks.append((r.req_id, start, n))
+                chunks.append((req_id, start, n))
         return dict(step_id=self.step_id, decode_ids=tuple(decode_ids),
                     prefill_chunks=tuple(chunks), num_tokens=self.num_tokens,
                     preemptions=tuple(self.preemptions), cached_tokens=self.cached_tokens,
@@ -119,6 +123,7 @@ class StepPlan:
         keep_free = self.config.watermark_blocks if self.running else 0
         if not self.kv_cache.can_admit(match, need, keep_free):
             return False
+        self.moves.append(("admit", r, r._progress()))         # (to undo what follows)
         self.running.append(self.waiting.popleft())
         hit = self.kv_cache.admit(r.req_id, match)
         if r.admitted_step is None:
@@ -149,6 +154,7 @@ class StepPlan:
                 del self.items[i]
                 self.budget += n
                 break
+        self.moves.append(("preempt", victim, victim._progress()))     # (to undo what follows)
         self.running.pop()
         self.waiting.appendleft(victim)                     # older than every waiting request
         self.counters.preemptions += 1

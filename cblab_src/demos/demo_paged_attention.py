@@ -41,7 +41,7 @@ def draw_pool(cache) -> str:
     owners, fill = block_owners(cache), slot_fill(cache)
     blocks = []
     for block, (owner, row) in enumerate(zip(owners, fill)):
-        if owner is None and cache.block_pool.is_cached_content(block):
+        if owner is None and cache.block_pool.hash_of(block) is not None:
             blocks.append("~" * cache.block_size)
         else:
             blocks.append("".join(str(owner)[0] if full else ("·" if owner is not None else " ")
