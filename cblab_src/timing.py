@@ -34,7 +34,10 @@ from .costmodel import DEFAULT_COST_MODEL, CostModel, StepComposition
 from .monitoring.metrics import LatencySummary, RequestTimes
 from .workloads import Workload
 
-__all__ = ["LatencySummary", "RequestTimes", "TimedRun", "simulate_timed", "timed"]
+from .slo import capacity, goodput, meets_percentile_targets, met_targets  # noqa: E402 (re-exported)
+
+__all__ = ["LatencySummary", "RequestTimes", "TimedRun", "simulate_timed", "timed", "goodput",
+           "capacity", "met_targets", "meets_percentile_targets"]
 
 
 @dataclass(frozen=True)

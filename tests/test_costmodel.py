@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cblab_src.costmodel import (GPUS, H200_LLAMA3_8B, LLAMA3_8B, Curve, Roofline, StepArrays,
+from cblab_src.costmodel import (GPUS, H200_LLAMA3_8B, H200_LLAMA3_8B_ONE_LAUNCH,
+                                 H200_LLAMA3_8B_ROOFLINE, LLAMA3_8B, Curve, Roofline, StepArrays,
                                  StepComposition, h200_measurements, kv_capacity_tokens,
                                  monotone_fit)
 
@@ -161,3 +162,75 @@ def test_kv_capacity_of_an_h200():
     with pytest.raises(ValueError, match="does not fit"):
         kv_capacity_tokens("A100-40GB", Roofline.of("H100").model.__class__(
             "huge", 16384, 126, 128, 8, 128, 53248, 128256))
+
+
+# ---------------------------------------------------------------- presets without launch overhead
+def test_the_roofline_preset_is_the_measured_gpu_without_launch_overhead():
+    r = H200_LLAMA3_8B_ROOFLINE
+    measured = GPUS["H200-measured"]
+    assert (r.peak_tflops, r.mem_bw_gbps) == (measured.peak_tflops, measured.mem_bw_gbps)
+    assert r.layer_overhead_ms == 0 and r.tp == 1 and r.model == LLAMA3_8B
+    steps = StepArrays.of([decode_step(1), decode_step(256), StepComposition.uniform(3, 100, 1, 64)])
+    assert np.all(r.parts(steps)["overhead"] == 0) and np.all(r.parts(steps)["allreduce"] == 0)
+
+
+def test_with_no_overhead_each_kernel_takes_the_max_of_its_compute_and_memory_time():
+    r = H200_LLAMA3_8B_ROOFLINE
+    p, L = LLAMA3_8B.layer_params, LLAMA3_8B.n_layers
+    flop_ms, byte_ms = 1 / (r.peak_tflops * 1e9), 1 / (r.mem_bw_gbps * 1e6)
+    # one token: the weights' 2 bytes each, read once (memory-bound); 16384 tokens: 2 FLOPs per
+    # weight per token (compute-bound)
+    assert r.dense_layer_ms(1) == pytest.approx(2 * p * byte_ms)
+    assert r.dense_layer_ms(16384) == pytest.approx(2 * 16384 * p * flop_ms)
+    assert 0.09 < float(r.dense_layer_ms(1)) < 0.11             # ~0.10 ms, against ~0.28 measured
+    # one decode over 100 cached tokens: dense + its K/V read + one LM-head row, by hand
+    kv_bytes = 100 * 2 * LLAMA3_8B.n_kv_heads * LLAMA3_8B.head_dim * 2
+    attn_flops = 4 * LLAMA3_8B.n_heads * LLAMA3_8B.head_dim * 100
+    head = LLAMA3_8B.d_model * LLAMA3_8B.vocab
+    expected = (L * (2 * p * byte_ms + max(attn_flops * flop_ms, kv_bytes * byte_ms))
+                + max(2 * head * flop_ms, 2 * head * byte_ms))
+    assert r.step_ms(decode_step(1, context=100)) == pytest.approx(expected)
+    assert r.step_ms(StepComposition()) == 0.0
+
+
+def test_the_roofline_preset_is_a_floor_under_the_measured_table():
+    steps = [decode_step(1, 100), decode_step(64, 1024), decode_step(256, 1024),
+             StepComposition.uniform(chunks=1, chunk_len=2048),
+             StepComposition.uniform(chunks=1, chunk_len=16384),
+             StepComposition((1024,) * 64, ((0, 448),), 65)]
+    floor, table = H200_LLAMA3_8B_ROOFLINE, H200
+    assert all(floor.step_ms(s) < table.step_ms(s) for s in steps)
+    # reading 4M cached tokens, the measured kernels beat the measured copy bandwidth a little
+    long = decode_step(256, 16384)
+    assert abs(floor.step_ms(long) / table.step_ms(long) - 1) < 0.1
+    # a small step: ~3.5 ms without launches, ~10.4 ms measured in eager mode
+    assert floor.step_ms(decode_step(1, 100)) == pytest.approx(3.55, abs=0.05)
+    assert table.step_ms(decode_step(1, 100)) == pytest.approx(10.36, abs=0.01)
+
+
+def test_one_attention_launch_charges_a_mixed_step_one_floor():
+    one, two = H200_LLAMA3_8B_ONE_LAUNCH, H200
+    assert one.one_attention_launch and not two.one_attention_launch
+    floor = min(two.decode_attention.y[0], two.prefill_attention.y[0])
+    assert one.attention_floor_ms == pytest.approx(floor) and 0.02 < floor < 0.04
+    mixed = StepComposition((20,), ((0, 7),), 1)                   # 1 decode + 7 prefill tokens
+    assert two.step_ms(mixed) == pytest.approx(11.32, abs=0.005)
+    assert two.step_ms(mixed) - one.step_ms(mixed) == pytest.approx(two.n_layers * floor)
+    assert one.step_ms(mixed) == pytest.approx(10.36, abs=0.005)
+    # steps that do not mix cost the same under both
+    for s in (decode_step(8), StepComposition((), ((0, 8),), 0), StepComposition()):
+        assert one.step_ms(s) == two.step_ms(s)
+    assert two.step_ms(StepComposition((), ((0, 8),), 0)) == pytest.approx(9.92, abs=0.005)
+    # one launch never makes a mixed step cheaper than its larger part alone
+    for ctx, chunk in ((100, 7), (8192, 2048), (16384, 16)):
+        step = StepComposition((ctx,) * 4, ((0, chunk),), 4)
+        parts = one.parts(StepArrays.of([step]))["attention"][0]
+        alone = max(two.parts(StepArrays.of([StepComposition((ctx,) * 4, (), 4)]))["attention"][0],
+                    two.parts(StepArrays.of([StepComposition((), ((0, chunk),), 0)]))["attention"][0])
+        assert parts >= alone
+
+
+def test_one_attention_launch_must_be_a_bool():
+    from dataclasses import replace
+    with pytest.raises(TypeError, match="one_attention_launch"):
+        replace(H200, one_attention_launch=1)

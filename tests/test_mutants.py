@@ -399,3 +399,17 @@ def test_a_request_arrives_at_the_start_of_its_arrival_step():
             if r.first_token_step is not None:
                 steps = run_ms.step_ms[r.arrival_step:r.first_token_step + 1]
                 assert t.ttft == pytest.approx(steps.sum()), (seed, r.req_id)
+
+
+def test_a_block_is_allocated_for_the_token_that_starts_it():
+    """Blocks of 4: 1 to 4 tokens take one block, the 5th token a second, the 9th a third —
+    ceil(tokens / 4), never floor (that would leave tokens 5-7 with no slot)."""
+    cache = PagedKVCache(block_size=4, num_blocks=3)
+    cache.admit("a")
+    held = []
+    for _ in range(12):
+        cache.extend("a", 1)
+        held.append(len(cache.block_tables["a"]))
+    assert held == [1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+    assert [cache.blocks_for(n) for n in (0, 1, 4, 5, 8, 9)] == [0, 1, 1, 2, 2, 3]
+    assert not cache.can_extend("a", 1) and cache.can_extend("a", 0)

@@ -73,3 +73,53 @@ def test_reproductions_are_deterministic():
     a, b = kv_memory_waste(quick=True), kv_memory_waste(quick=True)
     assert a.table() == b.table()
     assert np.isclose(a.mean_prompt, b.mean_prompt)
+
+
+def test_retimed_equals_running_again_under_the_other_cost_model():
+    from cblab_src.costmodel import H200_LLAMA3_8B, H200_LLAMA3_8B_ROOFLINE
+    from cblab_src.reproductions.common import retimed
+    from cblab_src.timing import simulate_timed
+    from cblab_src.workloads import SHAREGPT, synthetic_workload
+    w = synthetic_workload(40, SHAREGPT, seed=3)
+    knobs = dict(max_tokens_per_step=256, prefill_chunk_size=256)
+    again = simulate_timed(w, H200_LLAMA3_8B_ROOFLINE, **knobs)
+    moved = retimed(simulate_timed(w, H200_LLAMA3_8B, **knobs), H200_LLAMA3_8B_ROOFLINE)
+    assert np.allclose(moved.step_ms, again.step_ms) and moved.summary() == again.summary()
+    spread = synthetic_workload(10, SHAREGPT, arrival_rate=5.0, seed=3)
+    with pytest.raises(ValueError, match="all arrive at 0"):
+        retimed(simulate_timed(spread, H200_LLAMA3_8B, **knobs), H200_LLAMA3_8B_ROOFLINE)
+
+
+def test_the_multi_model_runs_equal_one_run_per_model():
+    from cblab_src.costmodel import H200_LLAMA3_8B, H200_LLAMA3_8B_ROOFLINE
+    from cblab_src.reproductions.budget_knee import budget_knees
+    from cblab_src.reproductions.continuous_vs_static import continuous_vs_static_under
+    models = (H200_LLAMA3_8B, H200_LLAMA3_8B_ROOFLINE)
+    knees = budget_knees(models, quick=True)
+    assert knees[1] == budget_knee(cost_model=H200_LLAMA3_8B_ROOFLINE, quick=True)
+    batching = continuous_vs_static_under(models, caps=(32, 512), batch_sizes=(16, 8), quick=True)
+    assert batching[1] == continuous_vs_static(cost_model=H200_LLAMA3_8B_ROOFLINE, caps=(32, 512),
+                                               batch_sizes=(16, 8), quick=True)
+
+
+def test_cost_model_comparison_puts_each_finding_under_each_model():
+    from cblab_src.reproductions import cost_model_comparison
+    c = cost_model_comparison(quick=True)
+    assert len(c.cost_models) == 3 and all(len(f.values) == 3 for f in c.findings)
+    measured, one_launch, roofline = (dict((f.what, f.values[i]) for f in c.findings)
+                                      for i in range(3))
+    waste = c.get("paged, block 16")
+    assert len(set(waste.values)) == 1 and waste.values[0] < 4       # no cost model involved
+    # without launch overhead small steps are cheaper: the knee comes no later
+    knee = c.get("knee").values
+    assert knee[2] <= knee[0]
+    # continuous batching beats static, and chunking cuts decode stalls, under every model
+    assert all(v > 1 for v in c.get("continuous / static").values)
+    assert all(v > 1 for v in c.get("p99 ITL, whole prompts / chunked").values)
+    # one attention launch only helps the policy that mixes decodes and prefill chunks
+    gap = c.get("decode-first / prefill-first").values
+    assert gap[1] >= gap[0] > 1
+    text = c.table(["measured", "one launch", "roofline"])
+    assert "budget knee" in text and "roofline" in text.splitlines()[0]
+    with pytest.raises(ValueError, match="labels"):
+        c.table(["just one"])

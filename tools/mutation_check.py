@@ -117,9 +117,13 @@ def run_mutant(name: str, timeout_s: int) -> tuple[str, list[str]]:
         cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-o", "addopts=", "-p", "no:nbval",
                "-p", "no:cacheprovider", f"--timeout={timeout_s}", *FAST_TESTS]
         env = {"PYTHONPATH": str(work), "OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-        out = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True).stdout
-    failed = [line.split(" ")[1] for line in out.splitlines() if line.startswith("FAILED")]
-    return ("KILLED" if failed or "Timeout" in out else "SURVIVED"), failed
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    out = proc.stdout
+    failed = [line.split(" ")[1] for line in out.splitlines()
+              if line.startswith(("FAILED", "ERROR"))]
+    # Any failure counts: a failing test, an error collecting one, a timeout (pytest's exit
+    # status is 0 only when every test passed).
+    return ("KILLED" if proc.returncode != 0 else "SURVIVED"), failed
 
 
 def main(argv=None) -> int:

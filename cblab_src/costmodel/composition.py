@@ -57,9 +57,15 @@ class StepComposition:
 
     @classmethod
     def of(cls, stats) -> "StepComposition":
-        """The composition of a scheduler step, from its :class:`~cblab_src.core.StepStats`."""
-        return cls(tuple(stats.decode_context_lens),
-                   tuple((start, n) for _, start, n in stats.prefill_chunks), len(stats.sampled))
+        """The composition of a scheduler step, from its :class:`~cblab_src.core.StepStats`
+        (which the scheduler built from valid requests: not checked again, as timing a long
+        run calls this once per step)."""
+        c = object.__new__(cls)
+        object.__setattr__(c, "decode_context_lens", tuple(stats.decode_context_lens))
+        object.__setattr__(c, "prefill_chunks",
+                           tuple((start, n) for _, start, n in stats.prefill_chunks))
+        object.__setattr__(c, "num_sampled", len(stats.sampled))
+        return c
 
     @classmethod
     def uniform(cls, num_decodes: int = 0, context_len: int = 1, chunks: int = 0,

@@ -21,6 +21,16 @@ A step costs ``n_layers * (dense(T) + decode_attention(sum ctx) + prefill_attent
   run as one variable-length kernel: we interpolate in their total pairs;
 * ``lm_head``: ``lm_head_ms``, in the rows that sample a token.
 
+Decode and prefill attention were timed as separate kernels, each with its own launch floor
+(~0.036 and ~0.030 ms per layer), so by default a step that holds both pays both floors: 8
+prefill tokens that sample one row cost 10.18 ms, 1 decode + 7 prefill tokens 11.32 ms. vLLM v1
+runs the whole mixed step through one variable-length attention call per layer;
+``one_attention_launch=True`` (:data:`H200_LLAMA3_8B_ONE_LAUNCH`) charges such a step one floor,
+the larger one: its attention is ``decode + prefill - min(floors)`` (10.36 ms for the step
+above). The default keeps the measured kernels as timed, which overcharges every mixed step by
+~1 ms and so biases comparisons against policies that mix (decode-first) and for those that
+never do (prefill-first, static batching).
+
 Measurement noise makes some neighbouring points dip: a 96-token dense step measured 5% faster
 than a 64-token one, and the smallest attention kernels (a launch floor of 0.03-0.06 ms per
 layer) scatter by up to a third. Each curve is replaced by its least-squares non-decreasing fit
@@ -111,6 +121,7 @@ class TableCostModel(CostModel):
     lm_head: Curve          # ms of the LM head against sampled rows
     overhead_ms: float = 0.0  # fixed cost of every non-empty step (scheduling, launches), ms
     source: str = ""
+    one_attention_launch: bool = False  # a mixed step's attention pays one launch floor, not two
 
     def __post_init__(self) -> None:
         positive_int("n_layers", self.n_layers)
@@ -120,10 +131,20 @@ class TableCostModel(CostModel):
         real("overhead_ms", self.overhead_ms, minimum=0.0)
         if not isinstance(self.name, str) or not isinstance(self.source, str):
             raise TypeError(f"name and source must be str, got {self.name!r}, {self.source!r}")
+        if not isinstance(self.one_attention_launch, bool):
+            raise TypeError(f"one_attention_launch must be a bool, got "
+                            f"{self.one_attention_launch!r}")
+
+    @property
+    def attention_floor_ms(self) -> float:
+        """The launch floor one attention call does not pay when decodes and chunks share it:
+        the smaller of the two curves' floors (ms per layer)."""
+        return float(min(self.decode_attention.y[0], self.prefill_attention.y[0]))
 
     @classmethod
     def from_measurements(cls, data: dict, name: str, *, overhead_ms: float = 0.0,
-                          source: str = "") -> "TableCostModel":
+                          source: str = "", one_attention_launch: bool = False
+                          ) -> "TableCostModel":
         """Build from a dict shaped like ``h200_step_costs.json``."""
         by_product: dict[int, list[float]] = {}
         for key, ms in data["decode_attn_ms"].items():
@@ -137,17 +158,20 @@ class TableCostModel(CostModel):
             decode_attention=Curve(np.array(products, dtype=np.float64),
                                    np.array([np.median(by_product[p]) for p in products])),
             prefill_attention=Curve(pairs([float(c) for c in prefill]), np.array(list(prefill.values()))),
-            lm_head=Curve.from_table(data["lm_head_ms"]), overhead_ms=overhead_ms, source=source)
+            lm_head=Curve.from_table(data["lm_head_ms"]), overhead_ms=overhead_ms, source=source,
+            one_attention_launch=one_attention_launch)
 
     def parts(self, steps: StepArrays) -> dict[str, np.ndarray]:
         L = self.n_layers
         zero = np.zeros(len(steps))
+        decodes, chunks = steps.num_decodes > 0, steps.num_chunks > 0
+        attention = (np.where(decodes, self.decode_attention(steps.decode_kv_tokens), 0.0)
+                     + np.where(chunks, self.prefill_attention(steps.prefill_pairs), 0.0))
+        if self.one_attention_launch:
+            attention = attention - np.where(decodes & chunks, self.attention_floor_ms, 0.0)
         return {
             "dense": L * np.where(steps.num_tokens > 0, self.dense(steps.num_tokens), 0.0),
-            "attention": L * (np.where(steps.num_decodes > 0,
-                                       self.decode_attention(steps.decode_kv_tokens), 0.0)
-                              + np.where(steps.num_chunks > 0,
-                                         self.prefill_attention(steps.prefill_pairs), 0.0)),
+            "attention": L * attention,
             "lm_head": np.where(steps.num_sampled > 0, self.lm_head(steps.num_sampled), 0.0),
             "allreduce": zero,
             "overhead": np.where(steps.num_tokens > 0, self.overhead_ms, 0.0),
@@ -163,6 +187,13 @@ def h200_measurements() -> dict:
 H200_SOURCE = ("NVIDIA H200, Llama-3-8B shape, bf16, PyTorch 2.11 eager, CUDA events "
                "(cblab_src/data/h200_step_costs.json)")
 
-#: The default cost model: an H200 running a Llama-3-8B-shaped model, from measurements.
+#: The default cost model: an H200 running a Llama-3-8B-shaped model, from measurements (eager
+#: PyTorch, no CUDA graphs: small steps include kernel-launch overhead).
 H200_LLAMA3_8B = TableCostModel.from_measurements(h200_measurements(), "H200 / Llama-3-8B",
                                                   source=H200_SOURCE)
+
+#: The same measurements, with one attention launch per mixed step (as vLLM v1's single varlen
+#: attention call per layer) instead of one for the decodes and one for the prefill chunks.
+H200_LLAMA3_8B_ONE_LAUNCH = TableCostModel.from_measurements(
+    h200_measurements(), "H200 / Llama-3-8B, one attention launch", source=H200_SOURCE,
+    one_attention_launch=True)

@@ -10,7 +10,10 @@ H200's KV pool for Llama-3-8B.
 The papers give no such curve for this GPU; what lines up is where the knee falls: on the
 measured H200 table throughput is within 10% of its best from a budget of 512, the budget
 Sarathi-Serve chose for strict latency targets, and the roofline's ridge (~206 tokens per step)
-is where the dense part stops being free.
+is where the dense part stops being free. That 512 rests on the table's eager-mode launch
+overhead, which makes small steps expensive: without it
+(:data:`~cblab_src.costmodel.H200_LLAMA3_8B_ROOFLINE`, :func:`budget_knees`) the knee falls at
+256.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from ..costmodel import DEFAULT_COST_MODEL, CostModel, Roofline, kv_capacity_tokens
 from ..timing import simulate_timed
 from ..workloads import SHAREGPT, WorkloadShape, synthetic_workload
-from .common import format_table
+from .common import format_table, retimed
 from .papers import SARATHI_CLAIMS
 
 
@@ -73,19 +76,36 @@ def budget_knee(*, budgets=(64, 128, 256, 512, 1024, 2048, 4096, 8192),
                 quick: bool = False) -> KneeResult:
     """Throughput and ITL of ``num_requests`` requests, all arriving at once, at each budget
     (``quick``: 200 requests, four budgets)."""
+    return budget_knees((cost_model,), budgets=budgets, num_requests=num_requests, shape=shape,
+                        seed=seed, quick=quick)[0]
+
+
+def budget_knees(cost_models, *, budgets=(64, 128, 256, 512, 1024, 2048, 4096, 8192),
+                 num_requests: int = 600, shape: WorkloadShape = SHAREGPT, seed: int = 0,
+                 quick: bool = False) -> list[KneeResult]:
+    """:func:`budget_knee` under each of ``cost_models``. The requests all arrive at once, so
+    the schedule does not depend on the cost model: each budget is scheduled once and timed
+    under every model."""
     n = 200 if quick else num_requests
     if quick:
         budgets = (64, 256, 1024, 8192)
     w = synthetic_workload(n, shape, seed=seed)
     blocks = kv_capacity_tokens() // 16
-    rows = []
+    rows: list[list[KneeRow]] = [[] for _ in cost_models]
     for b in budgets:
-        run = simulate_timed(w, cost_model, max_tokens_per_step=b, prefill_chunk_size=b,
-                             num_blocks=blocks)
-        s = run.summary()
-        tokens = sum(st.num_tokens for st in run.history) / max(run.num_steps, 1)
-        rows.append(KneeRow(b, tokens, run.busy_ms / max(run.num_steps, 1), s.throughput_tok_s,
-                            s.total_tok_s, s.itl.p50, s.itl.p99, s.ttft.p50))
-    best = max(r.throughput_tok_s for r in rows)
-    knee = min(r.budget for r in rows if r.throughput_tok_s >= 0.9 * best)
-    return KneeResult(tuple(rows), knee, Roofline.of("H200").ridge_tokens, n, cost_model.name)
+        first = simulate_timed(w, cost_models[0], max_tokens_per_step=b, prefill_chunk_size=b,
+                               num_blocks=blocks)
+        tokens = sum(st.num_tokens for st in first.history) / max(first.num_steps, 1)
+        for i, m in enumerate(cost_models):
+            run = first if i == 0 else retimed(first, m)
+            s = run.summary()
+            rows[i].append(KneeRow(b, tokens, run.busy_ms / max(run.num_steps, 1),
+                                   s.throughput_tok_s, s.total_tok_s, s.itl.p50, s.itl.p99,
+                                   s.ttft.p50))
+    ridge = Roofline.of("H200").ridge_tokens
+    results = []
+    for m, model_rows in zip(cost_models, rows):
+        best = max(r.throughput_tok_s for r in model_rows)
+        knee = min(r.budget for r in model_rows if r.throughput_tok_s >= 0.9 * best)
+        results.append(KneeResult(tuple(model_rows), knee, ridge, n, m.name))
+    return results

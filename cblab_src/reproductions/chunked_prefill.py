@@ -18,7 +18,10 @@ token comes later.
 How ours differ from the paper's Table 4: it served Yi-34B on two A100s, we cost steps for
 Llama-3-8B on one H200 (about 4x less work per token on a faster GPU), so milliseconds are
 not comparable; the ratios are (:meth:`PrefillResult.ratios`: chunking cuts the p99 ITL ~5x
-and raises the median TTFT ~1.4x, in both). Sarathi's "chunked-prefills-only" ablation
+and raises the median TTFT ~1.4x, in both). Those ratios depend on how loaded the server is:
+without the table's launch overhead (:data:`~cblab_src.costmodel.H200_LLAMA3_8B_ROOFLINE`) steps
+are faster, the same 6 requests per second load the server less, and chunking cuts the p99 ITL
+2.9x for a median TTFT 1.1x longer. Sarathi's "chunked-prefills-only" ablation
 interleaves chunks with decode iterations, which none of our policies does, so that row has no
 counterpart here; our prefill-first-with-chunks runs chunk after chunk and stalls decodes
 longer than whole prompts do.

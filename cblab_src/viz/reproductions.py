@@ -165,8 +165,8 @@ def plot_chunked_prefill(result) -> Figure:
 
 def plot_budget_knee(result) -> Figure:
     """Against the token budget: left, output tokens/s; right, inter-token latency p50 and p99
-    (ms). The knee (first budget within 10% of the best throughput) and the H200 roofline's
-    ridge are marked; dotted lines are Sarathi-Serve's budgets 512 and 2048."""
+    (ms). The throughput knee (first budget within 10% of the best throughput) and the H200
+    roofline's ridge are marked; dotted lines are Sarathi-Serve's budgets 512 and 2048."""
     rows = result.rows
     b = [r.budget for r in rows]
     fig = Figure(figsize=(9, 3.1), layout="constrained")
@@ -179,7 +179,7 @@ def plot_budget_knee(result) -> Figure:
                label="ITL p50")
     for ax in (left, right):
         ax.axvline(result.knee_budget, color=SERIES_COLORS[3], lw=1.2,
-                   label=f"knee ({result.knee_budget} tokens)")
+                   label=f"throughput knee ({result.knee_budget} tokens)")
         ax.axvline(result.ridge_tokens, color="0.4", ls="--", lw=1,
                    label=f"H200 roofline ridge ({result.ridge_tokens:.0f})")
         _finish_budget_axes(ax, b, "max_tokens_per_step (tokens)")
