@@ -417,3 +417,59 @@ def prefix_explorer(block_size: int = 4, budget: int = 16, chunk: int = 8) -> Ex
                                "num_requests": SliderSpec("requests", 1, 8, 4, (1, 2, 4, 6, 8))},
                     name="prefix_explorer",
                     caption="KV block pool midway through the run, shared and cached blocks")
+
+
+# ---------------------------------------------------------------------- chapter 12: load
+RATE_GRID = (8, 16, 20, 24, 28, 32)
+
+
+def rate_explorer(run_at: Callable | None = None, *, rates: Sequence[int] = RATE_GRID,
+                  rate: int = 24, policies: Sequence[str] | None = None,
+                  **open_loop_kwargs) -> Explorer:
+    """Chapter 12: an arrival-rate slider (requests/s) -> every policy's queue over time at
+    that rate, and p99 TTFT against the rate with that rate ringed; the report gives each
+    policy's latencies.
+
+    ``run_at(policy, rate)`` returns a :class:`~cblab_src.load.LoadRun` (default:
+    :func:`~cblab_src.load.open_loop` with ``open_loop_kwargs``, which must then hold the
+    scheduler's knobs: static batching needs ``max_num_seqs``): a chapter passes its own,
+    memoised, so the explorer reuses the runs of its sweep. The p99 curves are read at
+    ``rates``, the static twin's grid; the live slider takes any rate from 1 to 64 (or the
+    grid's largest). The queue panel leaves out static batching, which sits past its capacity
+    at every rate of the default grid (its queue is in the report)."""
+    from .load import POLICIES, open_loop
+    from .viz.load_figures import plot_rate_explorer, policy_style
+
+    policies = tuple(POLICIES if policies is None else policies)
+    if run_at is None:
+        def run_at(policy, r):
+            return open_loop(policy, r, **open_loop_kwargs)
+    elif open_loop_kwargs:
+        raise TypeError("give run_at or open_loop's arguments, not both")
+    grid = tuple(sorted({positive_int("rate", r) for r in rates}))
+    curve = {p: [run_at(p, r).summary().ttft.p99 for r in grid] for p in policies}
+
+    def simulate(rate):
+        return rate, {p: run_at(p, rate) for p in policies}
+
+    def draw(result):
+        r, runs = result
+        return plot_rate_explorer(r, {p: load.queue() for p, load in runs.items()
+                                      if p != "static"},
+                                  grid, curve,
+                                  {p: load.summary().ttft.p99 for p, load in runs.items()})
+
+    def describe(result):
+        r, runs = result
+        lines = [f"{r} requests/s"]
+        for p, load in runs.items():
+            s = load.summary()
+            lines.append(f"{policy_style(p)[3]:>13}: TTFT p50 {s.ttft.p50:,.0f} ms, "
+                         f"p99 {s.ttft.p99:,.0f} ms; TPOT p99 {s.tpot.p99:.1f} ms; "
+                         f"most waiting {int(load.queue()[1].max(initial=0))}")
+        return "\n".join(lines)
+
+    slider = SliderSpec("arrival rate (requests/s)", 1, max(64, grid[-1]), rate, grid)
+    return Explorer(simulate, draw, describe, {"rate": slider},
+                    name="rate_explorer",
+                    caption="requests waiting over time and p99 TTFT against the arrival rate")

@@ -33,6 +33,7 @@ REQUIRED = {
     "book/08_plugins": {"adaptive_chunk_explorer"},
     "book/10_advanced": {"budget_explorer", "preemption_explorer", "prefix_explorer"},
     "book/11_exploration": {"ragged_explorer"},
+    "book/12_serving_under_load": {"rate_explorer"},
 }
 
 # What the explorer shows now, and what its stored data says it should show for the setting
