@@ -78,10 +78,13 @@ def meets_percentile_targets(run, *, ttft_slo_ms: float, tpot_slo_ms: float,
             and (not tpot or float(np.percentile(tpot, percentile)) <= tpot_slo_ms))
 
 
-def capacity(run_at_rate: Callable[[float], object], *, ttft_slo_ms: float, tpot_slo_ms: float,
-             percentile: float = 99, low: float = 0.125, high: float = 8.0,
-             rel_tol: float = 0.02, max_rate: float = 1e6) -> float:
-    """The highest arrival rate (requests/s) whose run meets both ``percentile`` targets.
+def capacity(run_at_rate: Callable[[float], object], *, ttft_slo_ms: float | None = None,
+             tpot_slo_ms: float | None = None, percentile: float = 99,
+             meets: Callable[[object], bool] | None = None, low: float = 0.125,
+             high: float = 8.0, rel_tol: float = 0.02, max_rate: float = 1e6) -> float:
+    """The highest arrival rate (requests/s) whose run meets both ``percentile`` targets (or
+    passes ``meets(run)``, another test: Sarathi-Serve's is a p99 time between tokens and a
+    median scheduling delay).
 
     ``run_at_rate(rate)`` serves one workload arriving at ``rate`` (e.g. Poisson arrivals,
     :func:`cblab_src.load.open_loop`) and returns its timed run. Assuming latency only grows
@@ -91,23 +94,35 @@ def capacity(run_at_rate: Callable[[float], object], *, ttft_slo_ms: float, tpot
     ``1 + rel_tol`` times higher does not (2 % by default: the knee is steep, and each probe is
     a whole simulated run).
     """
-    def meets(rate: float) -> bool:
-        return meets_percentile_targets(run_at_rate(rate), ttft_slo_ms=ttft_slo_ms,
-                                        tpot_slo_ms=tpot_slo_ms, percentile=percentile)
+    if meets is None:
+        if ttft_slo_ms is None or tpot_slo_ms is None:
+            raise ValueError("give ttft_slo_ms and tpot_slo_ms, or a meets(run) test")
+        ttft_slo_ms, tpot_slo_ms = _targets(ttft_slo_ms, tpot_slo_ms)
+
+        def meets(run) -> bool:
+            return meets_percentile_targets(run, ttft_slo_ms=ttft_slo_ms,
+                                            tpot_slo_ms=tpot_slo_ms, percentile=percentile)
+    elif ttft_slo_ms is not None or tpot_slo_ms is not None:
+        raise ValueError("give either the targets or a meets(run) test, not both")
+    elif not callable(meets):
+        raise TypeError(f"meets must be a function of a run, got {meets!r}")
+
+    def ok(rate: float) -> bool:
+        return bool(meets(run_at_rate(rate)))
 
     low = real("low", low, positive=True)
     high = real("high", high, minimum=low)
     rel_tol = real("rel_tol", rel_tol, positive=True)
-    while meets(high):
+    while ok(high):
         low, high = high, 2 * high
         if high > max_rate:
             return low
     floor = low / 2**20
-    while not meets(low):
+    while not ok(low):
         low, high = low / 2, low
         if low < floor:
             return 0.0
     while high - low > rel_tol * low:
         mid = (low + high) / 2
-        low, high = (mid, high) if meets(mid) else (low, mid)
+        low, high = (mid, high) if ok(mid) else (low, mid)
     return low

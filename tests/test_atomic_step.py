@@ -279,3 +279,25 @@ def test_storage_written_by_a_failed_step_is_put_back():
     s.run()
     assert a.generated == MODEL.generate([1, 2, 3, 4], 3)
     assert b.generated == MODEL.generate([5, 6, 7], 3)
+
+
+def test_a_failed_step_that_received_a_hand_off_leaves_no_trace():
+    """Admitting a handed-off request writes its received keys and values into the pool: a
+    fault later in that step takes them out again, and the retried step writes them anew."""
+    from cblab_src.core.handoff import continuation
+    prefill = Scheduler(MODEL, max_tokens_per_step=8, prefill_chunk_size=8, block_size=2,
+                        kv_hand_off=True)
+    first = prefill.add_request(Request("a", [5, 6, 7, 8, 9], 1,
+                                        sampling=SamplingParams(temperature=0.8, seed=3)))
+    prefill.run()
+    decode = Scheduler(MODEL, max_tokens_per_step=8, prefill_chunk_size=8, block_size=2,
+                       num_blocks=6)
+    rest = decode.add_request(continuation(first, 4), kv=prefill.hand_off("a"))
+    decode.plugins.register_attention_plugin(FaultyAttention(Injector(1, KeyboardInterrupt)))
+    before = fingerprint(decode)
+    with pytest.raises(KeyboardInterrupt):
+        decode.step()
+    assert fingerprint(decode) == before
+    decode.run()
+    assert first.generated + rest.generated == MODEL.generate([5, 6, 7, 8, 9], 4, first.sampling)
+    assert decode.kv_cache.usage().used_blocks == 0

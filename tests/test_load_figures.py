@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 
 from cblab_src.load import POLICIES, open_loop  # noqa: E402
 from cblab_src.viz.load_figures import (knee_rate, plot_capacity_goodput, plot_gains,  # noqa: E402
+                                        plot_goodput_per_gpu,
                                         plot_latency_vs_load, plot_latency_vs_throughput,
                                         plot_queues, plot_rate_explorer, policy_style)
 from cblab_src.viz.static_explorer import palette_png  # noqa: E402
@@ -123,3 +124,12 @@ def test_the_rate_explorer_runs_open_loop_itself_when_given_no_runs():
     assert explorer.report().startswith("40 requests/s")
     with pytest.raises(TypeError, match="not both"):
         rate_explorer(small_run, num_requests=30)
+
+
+def test_the_goodput_per_gpu_figure_has_a_panel_per_target_pair_and_a_line_per_layout():
+    fig = plot_goodput_per_gpu([1.0, 2.0], {
+        "tight": {"2 colocated": [1.0, 0.9], "1 prefill + 1 decode": [1.0, 1.8]},
+        "loose": {"2 colocated": [1.0, 2.0], "1 prefill + 1 decode": [1.0, 1.9]}})
+    assert len(fig.axes) == 2
+    styles = [line.get_linestyle() for line in fig.axes[0].lines[1:]]
+    assert styles == ["-", "--"]

@@ -78,6 +78,17 @@ def test_capacity_is_where_the_percentile_crosses_the_target():
     assert capacity(run_at, ttft_slo_ms=0, tpot_slo_ms=1) == 0.0
 
 
+def test_capacity_takes_another_test_instead_of_the_targets():
+    """Sarathi-Serve's rule is a p99 time between tokens and a median scheduling delay: any
+    ``meets(run)`` works. Here a run "passes" below 3 requests/s."""
+    cap = capacity(lambda rate: rate, meets=lambda rate: rate <= 3.0, rel_tol=0.01)
+    assert 3.0 * 0.99 <= cap <= 3.0
+    with pytest.raises(ValueError, match="meets"):
+        capacity(lambda rate: rate, ttft_slo_ms=1.0)
+    with pytest.raises(ValueError, match="not both"):
+        capacity(lambda rate: rate, ttft_slo_ms=1.0, tpot_slo_ms=1.0, meets=lambda run: True)
+
+
 KNOBS = dict(max_tokens_per_step=256, prefill_chunk_size=64, max_num_seqs=16, block_size=16)
 
 

@@ -27,7 +27,8 @@ FAST_TESTS = ["tests/test_mutants.py", "tests/test_scheduler_examples.py",
               "tests/test_preemption.py", "tests/test_prefix_caching.py",
               "tests/test_basic_scheduler.py", "tests/test_vllm_replay.py",
               "tests/test_sampling.py", "tests/test_monitoring.py", "tests/test_timing.py",
-              "tests/test_atomic_step.py", "tests/test_bad_input_peripheral.py"]
+              "tests/test_atomic_step.py", "tests/test_bad_input_peripheral.py",
+              "tests/test_handoff.py"]
 
 # name: (file, the exact text, the plausible bug). Each text occurs exactly once in its file.
 MUTANTS = {
@@ -96,6 +97,13 @@ MUTANTS = {
                                  "self._log(self._reset_lru, list(self._lru))", "pass"),
     "rollback_keeps_moves": ("cblab_src/core/step_undo.py", "r._restore_progress(progress)",
                              "pass"),
+    # A request handed from a prefill scheduler to a decode one (tests/test_handoff.py).
+    "handoff_not_received": ("cblab_src/core/step_plan.py",
+                             "            receive_kv(self.kv_cache, r.req_id, received)\n",
+                             "            pass\n"),
+    "handoff_fresh_rng": ("cblab_src/core/queues.py",
+                          "                req._rng.bit_generator.state = kv.rng_state\n",
+                          "                pass\n"),
     "idle_steps_walked": ("cblab_src/core/scheduler.py",
                           "return 0 if self.plugins.scheduler_plugins else self._steps_until_arrival()",
                           "return 0"),

@@ -77,8 +77,7 @@ class BlockPool(Undoable):
         if not isinstance(keep_duplicates, bool):
             raise TypeError(f"keep_duplicates must be a bool, got {keep_duplicates!r}")
         self.keep_duplicates = keep_duplicates
-        # Blocks 0 .. len(_refs)-1 have been handed out at least once; the others are free and
-        # cost nothing until then.
+        # Blocks 0 .. len(_refs)-1 have been handed out once; the others are free, at no cost.
         self._refs: list[int] = []                          # live owners of those blocks
         self._free: list[int] = []                          # a heap of released ones: lowest first
         self._lru: OrderedDict[int, None] = OrderedDict()   # cached blocks, oldest use first
@@ -272,7 +271,6 @@ class BlockPool(Undoable):
             entry = self._table[block_hash]
             self._save_attr(entry, "children")
             entry.children -= 1
-
 
     # ------------------------------------------------------------------ rollback (see .undo)
     def _save_state(self):

@@ -32,6 +32,8 @@ class SchedulerConfig:
     policy: object = "decode_first"     # a name in cblab_src.core.policies.POLICIES, or a Policy
     keep_finished: int | None = 10_000  # finished requests remembered, the oldest forgotten first
                                         # (a server left running keeps flat memory); None: all
+    kv_hand_off: bool = False           # a prefill instance: a finished request keeps its KV
+                                        # until hand_off() sends it on (core/handoff.py)
 
     def __post_init__(self) -> None:
         from .policies import resolve_policy          # (policies import this module)
@@ -42,9 +44,9 @@ class SchedulerConfig:
         for name, check in checks.items():                # store plain ints (not numpy ints)
             object.__setattr__(self, name, check(name, getattr(self, name)))
         one_of("kv_layout", self.kv_layout, KV_LAYOUTS)
-        if not isinstance(self.enable_prefix_caching, bool):
-            raise TypeError(f"enable_prefix_caching must be a bool, got "
-                            f"{self.enable_prefix_caching!r}")
+        for name in ("enable_prefix_caching", "kv_hand_off"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         resolve_policy(self.policy)
         if self.num_blocks is not None and self.watermark_blocks >= self.num_blocks:
             raise ValueError(f"watermark_blocks must be < num_blocks ({self.num_blocks}), "

@@ -5,9 +5,10 @@
   its front, being older than every other waiting one);
 * ``_running`` — admitted, prefilling or decoding, oldest first.
 
-Running requests are always older than waiting ones. The policy moves requests from waiting to
-running and back (:mod:`~cblab_src.core.step_plan`); arrivals move from the heap to the end of
-the waiting queue at the start of each step.
+Running requests are always older than waiting ones. ``add_request`` checks a request and puts
+it on the heap; arrivals move from the heap to the end of the waiting queue at the start of each
+step; the policy moves requests from waiting to running and back
+(:mod:`~cblab_src.core.step_plan`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import heapq
 import itertools
 from collections import deque
 
-from .request import Request
+from .handoff import KVHandoff
+from .request import Request, RequestState
 
 
 class RequestQueues:
-    """The queues (see the module docstring); ``step_count`` is the current step."""
+    """The queues (see the module docstring) and adding a request to them. The scheduler that
+    inherits this provides ``step_count`` (the current step), ``requests``, ``model``,
+    ``kv_cache`` and ``plugins``."""
 
     step_count: int
 
@@ -55,6 +59,60 @@ class RequestQueues:
         if self._future and self._future[0][0] <= step_id:     # the heap's top arrives first
             arrived = [r for a, _, r in sorted(self._future) if a <= step_id]
         return list(self._waiting) + arrived
+
+    # ------------------------------------------------------------------ adding work
+    def add_request(self, req: Request, kv: KVHandoff | None = None) -> Request:
+        """Queue a new request, arriving at ``req.arrival_step`` (``None``: this step). All
+        checks happen before anything changes: a rejected request leaves everything as it was.
+
+        ``kv``: the keys and values of ``req``'s leading tokens, prefilled by another scheduler
+        (:mod:`~cblab_src.core.handoff`); admitting ``req`` receives them instead of computing
+        them, and it samples from the same random stream."""
+        self._validate(req, kv)
+        given_arrival = req.arrival_step
+        if req.arrival_step is None:
+            req._arrival_step = self.step_count     # (it is fixed once added: set it directly)
+        self.requests[req.req_id], req._owner = req, self
+        if kv is not None:
+            req._kv_handoff = kv
+            if kv.rng_state is not None:
+                req._rng = req.sampling.make_rng()
+                req._rng.bit_generator.state = kv.rng_state
+        self._push_future(req)
+        try:
+            self.plugins.dispatch("on_request_added", self, req)
+        except BaseException:                       # a failing hook: as if never added
+            del self.requests[req.req_id]
+            self._future = [entry for entry in self._future if entry[2] is not req]
+            heapq.heapify(self._future)
+            req._arrival_step, req._owner, req._kv_handoff, req._rng = given_arrival, None, None, None
+            raise
+        return req
+
+    def _validate(self, req: Request, kv: KVHandoff | None) -> None:
+        if not isinstance(req, Request):
+            raise TypeError(f"req must be a Request, got {req!r}")
+        if req.req_id in self.requests:
+            raise ValueError(f"req_id {req.req_id!r} was already added")
+        if req._owner is not None:
+            raise ValueError(f"request {req.req_id!r} belongs to another scheduler: a request "
+                             f"runs in one scheduler only (make a new Request)")
+        if req.state is not RequestState.WAITING or req.num_computed_tokens or req.generated:
+            raise ValueError(f"req {req.req_id!r} has already run (state {req.state.name})")
+        self.model.check_request(req)
+        cache = self.kv_cache
+        if cache.is_bounded and cache.blocks_for(req.max_kv_tokens) > cache.num_blocks:
+            raise ValueError(f"request {req.req_id!r} can never fit: it needs "
+                             f"{cache.blocks_for(req.max_kv_tokens)} blocks (prompt "
+                             f"{req.prompt_len} + max_new_tokens {req.max_new_tokens} - 1 "
+                             f"tokens) but num_blocks is {cache.num_blocks}")
+        if kv is not None and not (isinstance(kv, KVHandoff) and kv.req_id == req.req_id
+                                   and kv.num_tokens < len(req.prompt)):
+            raise ValueError(f"kv must be the KVHandoff of request {req.req_id!r}, covering less "
+                             f"than its prompt of {len(req.prompt)} tokens, got {kv!r}")
+        if req.arrival_step is not None and req.arrival_step < self.step_count:
+            raise ValueError(f"arrival_step {req.arrival_step} is in the past: the scheduler is "
+                             f"at step {self.step_count} (leave arrival_step=None for 'now')")
 
     def _push_future(self, req: Request) -> None:
         heapq.heappush(self._future, (req.arrival_step, next(self._seq), req))

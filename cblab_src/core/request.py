@@ -62,7 +62,7 @@ class Request:
     __slots__ = ("_req_id", "_prompt", "_max_new_tokens", "_arrival_step", "_sampling",
                  "num_computed_tokens", "generated", "state", "finish_reason", "admitted_step",
                  "first_token_step", "finish_step", "token_steps", "preempted_steps",
-                 "resumed_steps", "num_cached_prompt_tokens", "_rng", "_owner")
+                 "resumed_steps", "num_cached_prompt_tokens", "_rng", "_owner", "_kv_handoff")
 
     def __init__(self, req_id: Hashable, prompt: Sequence[int], max_new_tokens: int,
                  arrival_step: int | None = None, sampling: SamplingParams = GREEDY):
@@ -81,6 +81,7 @@ class Request:
         self.resumed_steps: list[int] = []          # re-admissions after a preemption
         self.num_cached_prompt_tokens = 0           # prefix-cache hits at first admission
         self._rng: np.random.Generator | None = None
+        self._kv_handoff = None                     # K/V received from a prefill instance
 
     # ----- what was asked: checked when set, fixed once added -----
     def _unless_added(self, name: str) -> None:

@@ -23,7 +23,6 @@ and frees its KV at once; one asking for no token finishes in its arrival step, 
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Hashable
 
@@ -32,6 +31,7 @@ import numpy as np
 from .._validate import non_negative_int
 from .batch_builder import RaggedBatch, build_batch
 from .config import SchedulerConfig, knob
+from .handoff import KVHandoff, export_kv
 from .history import History
 from .hooks import PluginManager
 from .kv_cache import DenseKVCache, KVCache
@@ -80,6 +80,7 @@ class Scheduler(RequestQueues):
         self._step_count = 0
         self._requests: dict[Hashable, Request] = {}     # every request held, by id
         self._finished: deque[Request] = deque()          # in the order they finished
+        self._held: dict[Hashable, Request] = {}          # finished, KV kept for hand_off()
 
     # What the scheduler is made of, and its record: read-only (make a new scheduler instead).
     model = property(lambda self: self._model, doc="The model (NullModel for None).")
@@ -112,47 +113,6 @@ class Scheduler(RequestQueues):
             return DenseKVCache(**shape)
         return PagedKVCache(c.block_size, c.num_blocks, **shape, keep_duplicate_blocks=keep,
                             enable_prefix_caching=c.enable_prefix_caching)
-
-    # ------------------------------------------------------------------ adding work
-    def add_request(self, req: Request) -> Request:
-        """Queue a new request, arriving at ``req.arrival_step`` (``None``: this step). All
-        checks happen before anything changes: a rejected request leaves everything as it was."""
-        self._validate(req)
-        given_arrival = req.arrival_step
-        if req.arrival_step is None:
-            req._arrival_step = self.step_count     # (it is fixed once added: set it directly)
-        self.requests[req.req_id], req._owner = req, self
-        self._push_future(req)
-        try:
-            self.plugins.dispatch("on_request_added", self, req)
-        except BaseException:                       # a failing hook: as if never added
-            del self.requests[req.req_id]
-            self._future = [entry for entry in self._future if entry[2] is not req]
-            heapq.heapify(self._future)
-            req._arrival_step, req._owner = given_arrival, None
-            raise
-        return req
-
-    def _validate(self, req: Request) -> None:
-        if not isinstance(req, Request):
-            raise TypeError(f"req must be a Request, got {req!r}")
-        if req.req_id in self.requests:
-            raise ValueError(f"req_id {req.req_id!r} was already added")
-        if req._owner is not None:
-            raise ValueError(f"request {req.req_id!r} belongs to another scheduler: a request "
-                             f"runs in one scheduler only (make a new Request)")
-        if req.state is not RequestState.WAITING or req.num_computed_tokens or req.generated:
-            raise ValueError(f"req {req.req_id!r} has already run (state {req.state.name})")
-        self.model.check_request(req)
-        cache = self.kv_cache
-        if cache.is_bounded and cache.blocks_for(req.max_kv_tokens) > cache.num_blocks:
-            raise ValueError(f"request {req.req_id!r} can never fit: it needs "
-                             f"{cache.blocks_for(req.max_kv_tokens)} blocks (prompt "
-                             f"{req.prompt_len} + max_new_tokens {req.max_new_tokens} - 1 "
-                             f"tokens) but num_blocks is {cache.num_blocks}")
-        if req.arrival_step is not None and req.arrival_step < self.step_count:
-            raise ValueError(f"arrival_step {req.arrival_step} is in the past: the scheduler is "
-                             f"at step {self.step_count} (leave arrival_step=None for 'now')")
 
     # ------------------------------------------------------------------ one step
     def step(self) -> StepStats:
@@ -212,6 +172,16 @@ class Scheduler(RequestQueues):
         if not stats.num_tokens and not stats.finished_ids and self._waiting:
             raise RuntimeError(f"no progress in step {stats.step_id}: {len(self._waiting)} "
                                f"request(s) wait, none was scheduled (livelock); KV {stats.kv}")
+
+    def hand_off(self, req_id: Hashable) -> KVHandoff:
+        """Take a finished request's KV out of this prefill instance (``kv_hand_off=True``):
+        a copy for the decode instance; its blocks return to the pool (core/handoff.py)."""
+        if req_id not in self._held:
+            raise ValueError(f"req_id {req_id!r} holds no KV to hand off (kv_hand_off="
+                             f"{self.config.kv_hand_off}; it must have finished here)")
+        handoff = export_kv(self.kv_cache, self._held.pop(req_id))
+        self.kv_cache.free(req_id)
+        return handoff
 
     def drain_finished(self) -> list[Request]:
         """Return the finished requests and forget them, so a long-running server's memory
@@ -280,7 +250,9 @@ class Scheduler(RequestQueues):
                 for i, r in enumerate(samplers)]
 
     def _finish(self, r: Request) -> None:
-        if r.req_id in self.kv_cache:               # (zero-output requests never ran)
+        if self.config.kv_hand_off and r.req_id in self.kv_cache:
+            self._held[r.req_id] = r                # its KV waits for hand_off()
+        elif r.req_id in self.kv_cache:             # (zero-output requests never ran)
             self.kv_cache.free(r.req_id)
         eos = r.sampling.eos_token_id
         stopped = r.generated and eos is not None and r.generated[-1] == eos

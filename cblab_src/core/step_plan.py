@@ -15,7 +15,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .config import SchedulerConfig
+from .handoff import receive_kv
 from .kv_cache import KVCache
+from .prefix_match import NO_MATCH
 from .request import Request, RequestState
 from .step_stats import Preemption
 
@@ -116,10 +118,11 @@ class StepPlan:
         ``watermark_blocks`` free while others run. Returns ``False``, changing nothing, if not.
         """
         assert self.waiting and r is self.waiting[0]
-        tokens = r.all_tokens
-        match = self.kv_cache.match_prefix(tokens)          # the prefix, matched once
-        n = min(cap, len(tokens) - match.num_tokens, self.budget)
-        need = len(tokens) if reserve_all else match.num_tokens + n
+        tokens, received = r.all_tokens, r._kv_handoff      # (K/V sent by a prefill instance)
+        match = NO_MATCH if received else self.kv_cache.match_prefix(tokens)   # matched once
+        cached = received.num_tokens if received else match.num_tokens
+        n = min(cap, len(tokens) - cached, self.budget)
+        need = len(tokens) if reserve_all else cached + n
         keep_free = self.config.watermark_blocks if self.running else 0
         if not self.kv_cache.can_admit(match, need, keep_free):
             return False
@@ -129,7 +132,9 @@ class StepPlan:
         if r.admitted_step is None:
             self.counters.prompt_tokens += r.prompt_len
             self.counters.cached_prompt_tokens += hit
-        r.admit(hit, self.step_id)
+        if received:
+            receive_kv(self.kv_cache, r.req_id, received)
+        r.admit(cached, self.step_id)
         self.cached_tokens += hit
         return self.schedule(r, n)                          # its blocks were checked above
 

@@ -197,6 +197,30 @@ def plot_gains(gains: Mapping[str, float], *, ours: Sequence[str] = (),
     return fig
 
 
+def plot_goodput_per_gpu(rates: Sequence[float],
+                         panels: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
+    """One panel per pair of targets, ``panels = {targets label: {layout: (n,) goodput per
+    GPU}}`` against the arrival rate per GPU ``rates`` (``(n,)``): one line per way of using
+    the GPUs ("2 colocated", "1 prefill + 1 decode", ...), colocated ones solid, split ones
+    dashed."""
+    fig = Figure(figsize=(8.6, 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    r = np.asarray(rates, dtype=float)
+    for ax, (title, series) in zip(axes, panels.items()):
+        ax.plot(r, r, color="0.75", lw=1, label="every request meets them")
+        for j, (name, y) in enumerate(series.items()):
+            color, marker, _, label = policy_style(name, j)
+            ax.plot(r, np.asarray(y, dtype=float), color=color, marker=marker, ms=4,
+                    ls="-" if "colocated" in name else "--", lw=1.5, label=label)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("arrival rate per GPU (requests/s)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("goodput per GPU (requests/s)")
+    _legend(axes[-1], loc="upper left")
+    return fig
+
+
 def plot_latency_vs_throughput(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
                                *, ylabel: str = "p50 end-to-end latency (s)") -> Figure:
     """One line per policy through its points ``(throughput, latency)`` (``{policy: ((n,)

@@ -21,17 +21,20 @@ import pytest
 
 from book_pages import CHAPTERS, SCREENSHOTS
 
-# Chapters that must have these static explorers (others may have more).
+# Chapter pages (section pages included) that must have these static explorers (others may
+# have more).
 REQUIRED = {
     "book/00_setup": {"timeline_explorer"},
     "book/01_prefill": {"prefill_explorer"},
     "book/02_ragged_batching": {"ragged_explorer"},
     "book/03_prefill_decode_mix": {"budget_explorer"},
     "book/04_scheduler_timeline": {"timeline_explorer"},
-    "book/05_kv_layout": {"block_pool_explorer", "preemption_explorer"},
+    "book/05_kv_layout": {"block_pool_explorer"},
+    "book/05_2_memory_pressure": {"preemption_explorer"},
     "book/06_attention_paths": {"mixed_step_explorer"},
     "book/08_plugins": {"adaptive_chunk_explorer"},
-    "book/10_advanced": {"budget_explorer", "preemption_explorer", "prefix_explorer"},
+    "book/10_advanced": {"budget_explorer"},
+    "book/10_4_prefix_caching": {"prefix_explorer"},
     "book/11_exploration": {"ragged_explorer"},
     "book/12_serving_under_load": {"rate_explorer"},
 }
