@@ -79,6 +79,11 @@ def test_a_hand_off_is_checked_before_anything_changes():
         decode.add_request(Request("b", [1, 2, 3, 9], 2), kv=handoff)       # someone else's
     with pytest.raises(ValueError, match="KVHandoff"):
         decode.add_request(Request("a", [1, 2, 3], 2), kv=handoff)          # nothing left to do
+    blank = Scheduler(None, max_tokens_per_step=8, prefill_chunk_size=8, kv_hand_off=True)
+    blank.add_request(Request("a", [1, 2, 3], 1))
+    blank.run()
+    with pytest.raises(ValueError, match="keys and values shaped"):
+        decode.add_request(continuation(r, 3), kv=blank.hand_off("a"))     # no values to write
     assert not decode.has_unfinished and not decode.requests
     cont = decode.add_request(continuation(r, 3), kv=handoff)
     decode.run()

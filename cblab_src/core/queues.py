@@ -85,7 +85,8 @@ class RequestQueues:
             del self.requests[req.req_id]
             self._future = [entry for entry in self._future if entry[2] is not req]
             heapq.heapify(self._future)
-            req._arrival_step, req._owner, req._kv_handoff, req._rng = given_arrival, None, None, None
+            req._arrival_step, req._owner = given_arrival, None
+            req._kv_handoff = req._rng = None
             raise
         return req
 
@@ -110,6 +111,12 @@ class RequestQueues:
                                    and kv.num_tokens < len(req.prompt)):
             raise ValueError(f"kv must be the KVHandoff of request {req.req_id!r}, covering less "
                              f"than its prompt of {len(req.prompt)} tokens, got {kv!r}")
+        if kv is not None and cache.has_storage and (
+                kv.layers is None or len(kv.layers) != cache.n_layers
+                or kv.layers[0][0].shape != (kv.num_tokens, cache.n_heads, cache.head_dim)):
+            raise ValueError(f"kv of request {req.req_id!r} must carry keys and values shaped "
+                             f"for this cache's {cache.n_layers} layers (a scheduling-only "
+                             f"prefill sends none)")
         if req.arrival_step is not None and req.arrival_step < self.step_count:
             raise ValueError(f"arrival_step {req.arrival_step} is in the past: the scheduler is "
                              f"at step {self.step_count} (leave arrival_step=None for 'now')")
