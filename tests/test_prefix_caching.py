@@ -123,6 +123,16 @@ def test_admission_counts_the_cached_hits_it_takes_out_of_the_pool():
     assert cache.usage().available_blocks == 1
 
 
+def compute_p8_side_by_side(cache, req_ids) -> None:
+    """Admit each of ``req_ids`` with prompt P8 before any caches it (so none hits the other's
+    blocks), grow each by its 8 tokens, then offer their full blocks: copies of one prefix."""
+    for rid in req_ids:
+        admit(cache, rid, P8)
+        cache.extend(rid, 8)
+    for rid in req_ids:
+        cache.cache_full_blocks(rid, P8)
+
+
 def test_without_prefix_caching_nothing_is_remembered():
     cache = PagedKVCache(block_size=4, num_blocks=4)
     admit(cache, "a", P8)
@@ -138,11 +148,7 @@ def test_two_copies_of_a_block_computed_at_once_are_registered_once():
     # Two requests computing the same prompt in the same step cannot share it (nothing was
     # cached when they were admitted): the first registers it, the copy is freed on release.
     cache = PagedKVCache(block_size=4, num_blocks=8, enable_prefix_caching=True)
-    for rid in "ab":
-        admit(cache, rid, P8)
-        cache.extend(rid, 8)
-    for rid in "ab":
-        cache.cache_full_blocks(rid, P8)
+    compute_p8_side_by_side(cache, "ab")
     assert cache.block_tables == {"a": [0, 1], "b": [2, 3]}
     cache.free("a")
     cache.free("b")
@@ -158,11 +164,7 @@ def test_with_keep_duplicate_blocks_both_copies_are_cached_as_in_vllm():
     # is evicted the copy still hits.
     cache = PagedKVCache(block_size=4, num_blocks=4, enable_prefix_caching=True,
                          keep_duplicate_blocks=True)
-    for rid in "ab":
-        admit(cache, rid, P8)
-        cache.extend(rid, 8)
-    for rid in "ab":
-        cache.cache_full_blocks(rid, P8)
+    compute_p8_side_by_side(cache, "ab")
     cache.free("a")                                  # LRU: 1, 0
     cache.free("b")                                  # LRU: 1, 0, 3, 2
     u = cache.usage()
@@ -186,11 +188,7 @@ def test_a_kept_copy_changes_what_an_eviction_takes(keep, hits):
     # copies, x's block is gone.
     cache = PagedKVCache(block_size=4, num_blocks=5, enable_prefix_caching=True,
                          keep_duplicate_blocks=keep)
-    for rid in "ab":
-        admit(cache, rid, P8)
-        cache.extend(rid, 8)
-    for rid in "ab":
-        cache.cache_full_blocks(rid, P8)
+    compute_p8_side_by_side(cache, "ab")
     admit(cache, "x", [7] * 4)
     cache.extend("x", 4)
     cache.cache_full_blocks("x", [7] * 4)
