@@ -42,8 +42,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-TARGETS = {"slider_latency_ms": ("<=", 100.0, "ms"), "sim_10k_requests_s": ("<=", 10.0, "s"),
-           "decode_speedup_32": (">=", 10.0, "x"), "pretrained_load_ms": ("<=", 250.0, "ms"),
+# The course's own targets: a 10k-request simulation quick enough to sweep rates in a chapter;
+# batching 32 decodes at least 12x faster than one at a time.
+TARGETS = {"slider_latency_ms": ("<=", 100.0, "ms"), "sim_10k_requests_s": ("<=", 2.0, "s"),
+           "decode_speedup_32": (">=", 12.0, "x"), "pretrained_load_ms": ("<=", 250.0, "ms"),
            "nbval_seconds": (None, None, "s")}
 
 

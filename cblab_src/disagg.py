@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._gc import cycle_collector_paused
 from ._validate import positive_int, real
 from .core.config import SchedulerConfig
 from .core.handoff import continuation
@@ -116,38 +117,39 @@ def simulate_cluster(workload: Workload, cost_model: CostModel = DEFAULT_COST_MO
     def pick(role: str) -> _GPU:
         return min((g for g in gpus if g.role in (role, "both")), key=lambda g: g.load)
 
-    while events or any(g.sched.has_unfinished for g in gpus):
-        busy = [g for g in gpus if g.sched.has_unfinished]
-        gpu = min(busy, key=lambda g: g.clock, default=None)
-        if events and (gpu is None or events[0][0] <= gpu.clock):
-            at, _, i, kind, payload = heapq.heappop(events)
-            if kind == "arrive":
-                spec = workload.specs[i]
-                first = pick("prefill")
-                n = min(1, spec.max_new_tokens) if first.role == "prefill" else spec.max_new_tokens
-                place(first, Request(spec.req_id, spec.prompt, n, sampling=spec.sampling), at)
-            else:                                       # a hand-off has crossed the link
-                prefilled, kv = payload
-                place(pick("decode"), continuation(prefilled, specs[prefilled.req_id]
-                                                   .max_new_tokens), at, kv)
-            continue
-        stats = gpu.sched.step()
-        gpu.clock += cost_model.step_ms(StepComposition.of(stats))
-        gpu.step_end.append(gpu.clock)
-        for rid in stats.finished_ids:
-            if gpu.role != "prefill" or not specs[rid].max_new_tokens:
+    with cycle_collector_paused():              # (performance: see cblab_src/_gc.py)
+        while events or any(g.sched.has_unfinished for g in gpus):
+            busy = [g for g in gpus if g.sched.has_unfinished]
+            gpu = min(busy, key=lambda g: g.clock, default=None)
+            if events and (gpu is None or events[0][0] <= gpu.clock):
+                at, _, i, kind, payload = heapq.heappop(events)
+                if kind == "arrive":
+                    spec = workload.specs[i]
+                    first = pick("prefill")
+                    n = min(1, spec.max_new_tokens) if first.role == "prefill" else spec.max_new_tokens
+                    place(first, Request(spec.req_id, spec.prompt, n, sampling=spec.sampling), at)
+                else:                                       # a hand-off has crossed the link
+                    prefilled, kv = payload
+                    place(pick("decode"), continuation(prefilled, specs[prefilled.req_id]
+                                                       .max_new_tokens), at, kv)
                 continue
-            first_token[rid] = gpu.clock
-            kv = gpu.sched.hand_off(rid)                # the prefill pool gets its blocks back
-            if specs[rid].max_new_tokens == 1:
-                continue                                # done: nothing to send
-            nbytes = kv.num_tokens * model_shape.kv_bytes_per_token
-            delay = link.transfer_ms(nbytes)
-            moved[0] += nbytes
-            moved[1] += delay
-            heapq.heappush(events, (gpu.clock + delay, seq, -1, "handoff",
-                                    (gpu.sched.requests[rid], kv)))
-            seq += 1
+            stats = gpu.sched.step()
+            gpu.clock += cost_model.step_ms(StepComposition.of(stats))
+            gpu.step_end.append(gpu.clock)
+            for rid in stats.finished_ids:
+                if gpu.role != "prefill" or not specs[rid].max_new_tokens:
+                    continue
+                first_token[rid] = gpu.clock
+                kv = gpu.sched.hand_off(rid)                # the prefill pool gets its blocks back
+                if specs[rid].max_new_tokens == 1:
+                    continue                                # done: nothing to send
+                nbytes = kv.num_tokens * model_shape.kv_bytes_per_token
+                delay = link.transfer_ms(nbytes)
+                moved[0] += nbytes
+                moved[1] += delay
+                heapq.heappush(events, (gpu.clock + delay, seq, -1, "handoff",
+                                        (gpu.sched.requests[rid], kv)))
+                seq += 1
     times = [_times(spec, float(arrivals[i]), where[spec.req_id], first_token.get(spec.req_id))
              for i, spec in enumerate(workload.specs)]
     return ClusterRun(times, num_gpus, num_prefill, moved[0], moved[1])

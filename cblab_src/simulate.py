@@ -17,7 +17,6 @@ from .core.config import SchedulerConfig
 from .core.scheduler import Scheduler, SchedulerCounters, StepStats
 from .monitoring.metrics import LatencySummary, RequestTimes, request_times
 from .monitoring.pool_snapshot import PoolRecorder as _PoolRecorder, PoolSnapshot
-from .plugins.base import SchedulerPlugin
 from .workloads import Workload
 
 

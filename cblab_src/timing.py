@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._gc import cycle_collector_paused
 from ._validate import real
 from .core.request import Request
 from .core.config import SchedulerConfig
@@ -95,21 +96,22 @@ def simulate_timed(workload: Workload, cost_model: CostModel = DEFAULT_COST_MODE
                         cost_model)
     order = np.argsort(arrivals, kind="stable")
     clock, i, history, durations, ends = 0.0, 0, [], [], []
-    while i < len(order) or sched.has_unfinished:
-        while i < len(order) and arrivals[order[i]] <= clock:
-            r = requests[order[i]]
-            r.arrival_step = sched.step_count      # it joins the next step
-            sched.add_request(r)
-            i += 1
-        if not sched.has_unfinished:
-            clock = float(arrivals[order[i]])      # idle until the next arrival
-            continue
-        stats = sched.step()
-        ms = cost_model.step_ms(StepComposition.of(stats))
-        clock += ms
-        history.append(stats)
-        durations.append(ms)
-        ends.append(clock)
+    with cycle_collector_paused():              # (performance: see cblab_src/_gc.py)
+        while i < len(order) or sched.has_unfinished:
+            while i < len(order) and arrivals[order[i]] <= clock:
+                r = requests[order[i]]
+                r.arrival_step = sched.step_count      # it joins the next step
+                sched.add_request(r)
+                i += 1
+            if not sched.has_unfinished:
+                clock = float(arrivals[order[i]])      # idle until the next arrival
+                continue
+            stats = sched.step()
+            ms = cost_model.step_ms(StepComposition.of(stats))
+            clock += ms
+            history.append(stats)
+            durations.append(ms)
+            ends.append(clock)
     return TimedRun(history, requests, np.asarray(durations), np.asarray(ends),
                     np.asarray(arrivals, dtype=np.float64), cost_model)
 

@@ -26,7 +26,6 @@ from ._validate import positive_int, require_int
 from .core.batch_builder import build_batch, padding_waste, ragged_causal_mask
 from .core.scheduler import Scheduler
 from .monitoring.metrics import MetricsCollector
-from .monitoring.pool_snapshot import PoolSnapshot
 from .simulate import simulate_schedule
 from .viz import plot_block_pool, plot_budget, plot_mask, plot_timeline
 from .viz.static_explorer import Knob, StaticExplorer, static_explorer

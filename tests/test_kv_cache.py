@@ -197,6 +197,38 @@ def test_extending_past_the_pool_is_refused():
     assert cache.usage().free_blocks == 0
 
 
+def test_a_steps_decodes_grow_by_one_token_each_or_not_at_all():
+    # Blocks of 2 in a pool of 5: "a" has one full block, "b" room in its block, "c" two full
+    # blocks, so one more token each needs 2 new blocks; 1 is free.
+    cache = PagedKVCache(block_size=2, num_blocks=5)
+    for req_id, n in (("a", 2), ("b", 1), ("c", 4)):
+        cache.admit(req_id)
+        cache.extend(req_id, n)
+    before = books(cache)
+    assert not cache.try_extend_decodes(["a", "b", "c"])
+    assert books(cache) == before                       # all or nothing
+    cache.free("b")                                     # now 2 blocks are free: 1 and 4
+    assert cache.try_extend_decodes(["c", "a"])
+    assert {r: cache.num_computed_tokens(r) for r in "ac"} == {"a": 3, "c": 5}
+    assert cache.block_tables == {"a": [0, 4], "c": [2, 3, 1]}   # lowest id first, in order
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_extending_decodes_together_equals_extending_each_in_turn(layout):
+    lengths = np.random.default_rng(0).integers(0, 9, 12).tolist()
+    together, one_by_one = make_cache(layout, num_blocks=64), make_cache(layout, num_blocks=64)
+    for cache in (together, one_by_one):
+        for req_id, n in enumerate(lengths):
+            cache.admit(req_id)
+            cache.extend(req_id, n)
+    ids = list(range(len(lengths)))
+    for _ in range(6):
+        assert together.try_extend_decodes(ids)
+        for req_id in ids:
+            one_by_one.extend(req_id, 1)
+        assert books(together) == books(one_by_one)
+
+
 def books(cache):
     """Everything a refused call must leave as it was."""
     tables = {r: list(t) for r, t in getattr(cache, "block_tables", {}).items()}
@@ -210,6 +242,7 @@ def write_one(layer):
 CALLS = {"extend-negative": (lambda c: c.extend("a", -2), r"\bn\b.*-2"),
          "extend-unknown": (lambda c: c.extend("ghost", 1), "req_id 'ghost'"),
          "free-unknown": (lambda c: c.free("ghost"), "req_id 'ghost'"),
+         "extend-decodes-unknown": (lambda c: c.try_extend_decodes(["a", "ghost"]), "req_id 'ghost'"),
          # (paged only: DenseKVCache indexes its layers as they come)
          "write-layer-2": (write_one(2), "layer.*2"),
          "write-layer-minus-1": (write_one(-1), "layer.*-1"),

@@ -413,3 +413,18 @@ def test_a_block_is_allocated_for_the_token_that_starts_it():
     assert held == [1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
     assert [cache.blocks_for(n) for n in (0, 1, 4, 5, 8, 9)] == [0, 1, 1, 2, 2, 3]
     assert not cache.can_extend("a", 1) and cache.can_extend("a", 0)
+
+
+def test_decodes_beyond_the_budget_wait_their_turn_oldest_first():
+    """Catches decodes scheduled past the budget (the one-pass path for a step's decodes must
+    clip them to it): three requests decoding under a budget of 2 — the two oldest decode, the
+    youngest waits until they finish."""
+    sched = Scheduler(None, max_tokens_per_step=3, prefill_chunk_size=1)
+    for rid in "ABC":
+        sched.add_request(Request(rid, [1], 3))
+    first = sched.step()                        # each 1-token prompt is prefilled and samples
+    assert first.batch_order == ("A", "B", "C") and len(first.sampled) == 3
+    sched.max_tokens_per_step = 2
+    steps = [sched.step() for _ in range(4)]
+    assert [s.decode_ids for s in steps] == [("A", "B"), ("A", "B"), ("C",), ("C",)]
+    assert [s.finished_ids for s in steps] == [(), ("A", "B"), (), ("C",)]

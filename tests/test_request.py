@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cblab_src import Request, RequestState, SamplingParams
+from cblab_src.core.request import append_tokens
 
 
 def test_new_request_is_waiting_with_nothing_done():
@@ -88,6 +89,16 @@ def test_append_token_records_tokens_and_their_steps():
     assert r.is_done and r.num_generated == 3
     with pytest.raises(AssertionError):          # never more than max_new_tokens
         r.append_token(6, step=8)
+
+
+def test_append_tokens_records_a_steps_samples_and_returns_those_done():
+    a = Request("a", prompt=[1], max_new_tokens=2)
+    b = Request("b", prompt=[1], max_new_tokens=5, sampling=SamplingParams(eos_token_id=7))
+    c = Request("c", prompt=[1], max_new_tokens=5)
+    assert append_tokens([a, b, c], [3, 4, 5], step=2) == []
+    assert append_tokens([a, b, c], [6, 7, 8], step=3) == [a, b]    # a has 2 tokens; b's EOS
+    assert (c.generated, c.token_steps, c.first_token_step) == ([5, 8], [2, 3], 2)
+    assert all(r.state is RequestState.DECODE for r in (a, b, c))   # the scheduler finishes a, b
 
 
 @pytest.mark.parametrize("prompt_len, max_new, expected", [

@@ -33,8 +33,8 @@ FAST_TESTS = ["tests/test_mutants.py", "tests/test_scheduler_examples.py",
 # name: (file, the exact text, the plausible bug). Each text occurs exactly once in its file.
 MUTANTS = {
     "admit_ignores_budget": ("cblab_src/core/step_plan.py",
-                             "n = min(cap, len(tokens) - match.num_tokens, self.budget)",
-                             "n = min(cap, len(tokens) - match.num_tokens)"),
+                             "n = min(cap, len(tokens) - cached, self.budget)",
+                             "n = min(cap, len(tokens) - cached)"),
     "watermark_ignored": ("cblab_src/core/step_plan.py",
                           "keep_free = self.config.watermark_blocks if self.running else 0",
                           "keep_free = 0"),
@@ -50,10 +50,13 @@ MUTANTS = {
     "max_seqs_gt": ("cblab_src/core/policies/decode_first.py",
                     "len(plan.running) >= max_seqs", "len(plan.running) > max_seqs"),
     "decodes_youngest_first": ("cblab_src/core/policies/decode_first.py",
-                               "    decoding, schedule = RequestState.DECODE, plan.schedule   "
-                               "# (performance: the hot loop)\n    for r in list(plan.running):",
-                               "    decoding, schedule = RequestState.DECODE, plan.schedule\n"
-                               "    for r in reversed(list(plan.running)):"),
+                               "[r for r in plan.running if r.state is RequestState.DECODE]",
+                               "[r for r in reversed(plan.running) if r.state is RequestState.DECODE]"),
+    # The decodes scheduled in one pass (StepPlan.schedule_decodes, try_extend_decodes).
+    "decodes_ignore_budget": ("cblab_src/core/step_plan.py", "batch = decoding[:self.budget]",
+                              "batch = decoding"),
+    "decode_block_one_early": ("cblab_src/core/paged_kv_cache.py",
+                               "if length % bs == 0]", "if length % bs == bs - 1]"),
     "chunk_not_clipped": ("cblab_src/core/policies/decode_first.py",
                           "min(chunk, r.tokens_to_compute, plan.budget)",
                           "min(chunk, r.tokens_to_compute)"),

@@ -173,6 +173,18 @@ class KVCache(Undoable, abc.ABC):
         self.extend(req_id, n)
         return True
 
+    def try_extend_decodes(self, req_ids: Sequence[Hashable]) -> bool:
+        """:meth:`extend` each of ``req_ids`` (distinct: a step's decodes) by one token if all
+        of them fit now and return ``True``; else change nothing and return ``False``."""
+        unknown = [req_id for req_id in req_ids if req_id not in self._lengths]
+        if unknown:
+            raise self._unknown(unknown[0])
+        if not all(self.can_extend(req_id, 1) for req_id in req_ids):
+            return False
+        for req_id in req_ids:
+            self.extend(req_id, 1)
+        return True
+
     def cache_full_blocks(self, req_id: Hashable, tokens: Sequence[int]) -> None:
         """Offer the request's full blocks for prefix reuse (a no-op without prefix caching)."""
 

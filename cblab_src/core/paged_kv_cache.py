@@ -180,6 +180,25 @@ class PagedKVCache(KVCache):
         self._num_tokens += n
         return True
 
+    def try_extend_decodes(self, req_ids):
+        # (performance: a step's decodes in one pass. A table holds exactly the blocks its
+        # length needs, so one more token needs a new block iff the last one is full.)
+        lengths, bs = self._lengths, self.block_size
+        try:
+            old = [lengths[req_id] for req_id in req_ids]
+        except KeyError as e:
+            raise self._unknown(e.args[0]) from None
+        full = [req_id for req_id, length in zip(req_ids, old) if length % bs == 0]
+        if not self.block_pool.can_allocate(len(full)):
+            return False
+        for req_id in full:
+            self.block_tables[req_id].append(self.block_pool.allocate())
+        self._num_table_blocks += len(full)
+        self._fit_storage()
+        lengths.update(zip(req_ids, [length + 1 for length in old]))
+        self._num_tokens += len(old)
+        return True
+
     def extend(self, req_id, n):
         if not self.try_extend(req_id, n):
             raise ValueError(f"no room to extend req_id {req_id!r} by n={n}: it needs "

@@ -218,13 +218,11 @@ class Request:
         return sample_token(logits, self.sampling, self._rng)
 
     def append_token(self, token: int, step: int) -> None:
-        """Record a sampled token produced in scheduler step ``step`` (the scheduler finishes
-        a request as soon as it :attr:`is_done`, so none follows an EOS token)."""
+        """Record a sampled token produced in scheduler step ``step``: the request decodes
+        next (the scheduler finishes it as soon as it :attr:`is_done`, so no token follows
+        an EOS token)."""
         assert self.state is not RequestState.FINISHED and not self.is_done
-        if not self.generated:
-            self.first_token_step = step
-        self.generated.append(int(token))
-        self.token_steps.append(step)
+        append_tokens([self], [int(token)], step)
 
     @property
     def num_preemptions(self) -> int:
@@ -253,3 +251,22 @@ class Request:
         return (f"Request({self.req_id!r}, prompt_len={self.prompt_len}, "
                 f"max_new_tokens={self.max_new_tokens}, state={self.state.name}, "
                 f"num_computed_tokens={self.num_computed_tokens}, generated={self.generated})")
+
+
+def append_tokens(requests: Sequence[Request], tokens: Sequence[int], step: int) -> list[Request]:
+    """:meth:`Request.append_token` for each request and its token (a Python ``int``), sampled
+    in step ``step``; returns the requests now done (``max_new_tokens`` tokens, or EOS).
+
+    (performance: one pass over a step's samplers, which can be hundreds.)
+    """
+    done, decode = [], RequestState.DECODE
+    for r, token in zip(requests, tokens):
+        generated = r.generated
+        if not generated:
+            r.first_token_step = step
+        generated.append(token)
+        r.token_steps.append(step)
+        r.state = decode
+        if r.is_done:
+            done.append(r)
+    return done

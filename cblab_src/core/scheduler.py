@@ -28,6 +28,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from .._gc import cycle_collector_paused
 from .._validate import non_negative_int
 from .batch_builder import RaggedBatch, build_batch
 from .config import SchedulerConfig, knob
@@ -39,7 +40,7 @@ from .paged_kv_cache import PagedKVCache
 from .null_model import NO_MODEL_TOKEN, NullModel
 from .policies import resolve_policy
 from .queues import RequestQueues
-from .request import FinishReason, Request, RequestState
+from .request import FinishReason, Request, RequestState, append_tokens
 from .step_plan import SchedulerCounters, StepPlan
 from .step_stats import StepStats
 from .step_undo import HeldInterrupts, StepUndo
@@ -148,16 +149,17 @@ class Scheduler(RequestQueues):
         if max_steps is not None:
             max_steps = non_negative_int("max_steps", max_steps)
         history = History()
-        while self.has_unfinished and (max_steps is None or len(history) < max_steps):
-            idle = self._idle_steps()
-            if idle:
-                idle = idle if max_steps is None else min(idle, max_steps - len(history))
-                history.append_idle(self.step_count, idle, self.kv_cache.usage())
-                self._step_count += idle
-                continue
-            stats = self.step()
-            history.append(stats)
-            self._check_progress(stats)
+        with cycle_collector_paused():          # (performance: see cblab_src/_gc.py)
+            while self.has_unfinished and (max_steps is None or len(history) < max_steps):
+                idle = self._idle_steps()
+                if idle:
+                    idle = idle if max_steps is None else min(idle, max_steps - len(history))
+                    history.append_idle(self.step_count, idle, self.kv_cache.usage())
+                    self._step_count += idle
+                    continue
+                stats = self.step()
+                history.append(stats)
+                self._check_progress(stats)
         return history
 
     def _idle_steps(self) -> int:
@@ -219,14 +221,9 @@ class Scheduler(RequestQueues):
         """Advance every scheduled request; give each sampler its token, in batch order;
         finish and free those done."""
         for r, _, n, _, _ in plan.items:
-            r.mark_computed(n)
-        step, decode, sampled, finished = self.step_count, RequestState.DECODE, [], list(zero_output)
-        for r, token in zip(samplers, tokens):
-            r.append_token(token, step)
-            r.state = decode
-            sampled.append((r.req_id, token))
-            if r.is_done:
-                finished.append(r)
+            r.num_computed_tokens += n          # (their K/V were written in this step)
+        finished = list(zero_output) + append_tokens(samplers, tokens, self.step_count)
+        sampled = list(zip([r.req_id for r in samplers], tokens))
         if self.kv_cache.caches_prefixes:           # full blocks become reusable prefixes
             for r, *_ in plan.items:
                 self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)

@@ -1,7 +1,8 @@
 """One step being scheduled: what a policy reads, and the two moves it can make.
 
 A :class:`~cblab_src.core.policies.Policy` fills a :class:`StepPlan` with
-``plan.schedule(r, n)`` and ``plan.admit(r, cap)``. Behind those two calls is the mechanism
+``plan.schedule(r, n)`` and ``plan.admit(r, cap)`` (``plan.schedule_decodes(requests)`` is
+``schedule(r, 1)`` for many decodes at once). Behind those calls is the mechanism
 every policy shares: KV blocks are reserved as tokens are scheduled; when a request needs a
 block and none is available, the youngest running request (the last of ``running``) is
 preempted — its blocks freed, its tokens given back to the budget, and it goes to the front
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import compress
 
 from .config import SchedulerConfig
 from .handoff import receive_kv
@@ -69,19 +71,16 @@ class StepPlan:
 
     def work(self) -> dict:
         """The step's work as :class:`~cblab_src.core.step_stats.StepStats` fields."""
-        decode_ids, context_lens, chunks, order = [], [], [], []
-        for r, start, n, decode, _ in self.items:
-            req_id = r.req_id
-            order.append(req_id)
-            if decode:
-                decode_ids.append(req_id)
-                context_lens.append(start + 1)       # keys the decode token attended to
-            else:
-                chunks.append((req_id, start, n))
-        return dict(step_id=self.step_id, decode_ids=tuple(decode_ids),
-                    prefill_chunks=tuple(chunks), num_tokens=self.num_tokens,
+        requests, starts, sizes, decodes, _ = zip(*self.items) if self.items else ((),) * 5
+        order = tuple([r.req_id for r in requests])
+        chunks = tuple((req_id, start, n) for req_id, start, n, decode
+                       in zip(order, starts, sizes, decodes) if not decode)
+        return dict(step_id=self.step_id, decode_ids=tuple(compress(order, decodes)),
+                    prefill_chunks=chunks, num_tokens=self.num_tokens,
                     preemptions=tuple(self.preemptions), cached_tokens=self.cached_tokens,
-                    decode_context_lens=tuple(context_lens), batch_order=tuple(order))
+                    # the keys a decode token attended to: the cached ones and its own
+                    decode_context_lens=tuple([start + 1 for start in compress(starts, decodes)]),
+                    batch_order=order)
 
     @property
     def num_tokens(self) -> int:
@@ -108,6 +107,25 @@ class StepPlan:
         if self.cache_when_scheduled:
             self.kv_cache.cache_full_blocks(r.req_id, r.all_tokens)
         return True
+
+    def schedule_decodes(self, decoding: list[Request]) -> None:
+        """``schedule(r, 1)`` for each request of ``decoding`` (all in DECODE), in order,
+        while the budget lasts, skipping any preempted meanwhile.
+
+        (performance: a step may hold hundreds of decodes; when the pool has a block for every
+        one that needs it, nobody can be preempted, so they are scheduled in one pass.)
+        """
+        batch = decoding[:self.budget]
+        if not self.cache_when_scheduled and self.kv_cache.try_extend_decodes(
+                [r.req_id for r in batch]):
+            self.items += [(r, r.num_computed_tokens, 1, True, True) for r in batch]
+            self.budget -= len(batch)
+            return
+        for r in decoding:                  # one at a time, preempting as schedule() does
+            if self.budget == 0:
+                return
+            if r.state is DECODE:           # (a request preempted meanwhile is WAITING)
+                self.schedule(r, 1)
 
     def admit(self, r: Request, cap: int, *, reserve_all: bool = False) -> bool:
         """Start ``r``, the head of the waiting queue, and schedule its first chunk:

@@ -10,7 +10,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from ..monitoring.timeline import Phase, state_matrix, tokens_matrix
-from .colors import EMPTY, WAITING, request_color, rgba
+from .colors import WAITING, request_color, rgba
 
 
 def _bars(ax, x, bottom, height, colors, width: float = 0.85, **kwargs) -> None:

@@ -2,9 +2,9 @@
 
 A policy is one small file. It reads the step being built (a
 :class:`~cblab_src.core.step_plan.StepPlan`: the budget left, the running and waiting queues,
-the knobs) and makes two moves, ``plan.schedule(request, n)`` and ``plan.admit(request,
-cap)``; the mechanism behind those moves (KV blocks, preemption, bookkeeping) is the same
-for every policy. To add a policy, write a :class:`Policy` subclass in a new file and pass an
+the knobs) and makes two moves, ``plan.schedule(request, n)`` (or, for many decodes at once,
+``plan.schedule_decodes(requests)``) and ``plan.admit(request, cap)``; the mechanism behind
+those moves (KV blocks, preemption, bookkeeping) is the same for every policy. To add a policy, write a :class:`Policy` subclass in a new file and pass an
 instance, ``Scheduler(model, ..., policy=MyPolicy())``, or register its name below.
 """
 

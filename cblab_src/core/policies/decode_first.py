@@ -23,21 +23,16 @@ from .base import Policy
 
 def schedule_decodes(plan) -> None:
     """One token for each decoding request, oldest first, while the budget lasts."""
-    decoding, schedule = RequestState.DECODE, plan.schedule   # (performance: the hot loop)
-    for r in list(plan.running):
-        if plan.budget == 0:
-            return
-        if r.state is decoding:                 # (a request preempted meanwhile is WAITING)
-            schedule(r, 1)
+    plan.schedule_decodes([r for r in plan.running if r.state is RequestState.DECODE])
 
 
 def schedule_prefills(plan) -> None:
     """One chunk for each prefilling request, then admissions, in arrival order."""
     chunk = plan.config.prefill_chunk_size
-    for r in list(plan.running):
+    for r in [r for r in plan.running if r.state is RequestState.PREFILL]:
         if plan.budget == 0:
             return
-        if r.state is RequestState.PREFILL:
+        if r.state is RequestState.PREFILL:     # (a request preempted meanwhile is WAITING)
             if not plan.schedule(r, min(chunk, r.tokens_to_compute, plan.budget)):
                 return                          # r preempted itself: memory is exhausted
     if plan.preempted:
