@@ -6,8 +6,9 @@ Prints one line per figure (median over repeated runs, with its unit and target)
 ``--json``, writes them with these keys at top level: ``slider_latency_ms`` (the slowest
 explorer's median), ``sim_10k_requests_s``, ``concurrency_scaling`` (1k-64k requests running
 at once, time per request-step: flat means linear), ``decode_speedup_32`` (plus
-``decode_speedup_curve`` for 1-128 requests), ``pretrained_load_ms`` (``TinyLLM.pretrained()``
-from disk to a ready model) and ``nbval_seconds``. ``--quick`` runs fewer
+``decode_speedup_curve`` for 1-128 requests and ``decode_speedup_32_float32``),
+``pretrained_load_ms`` (``TinyLLM.pretrained()`` from disk to a ready model) and
+``nbval_seconds``. ``--quick`` runs fewer
 repeats and times a subset of the notebooks (it says which).
 
 These measure this machine (2 cores, shared with other work): wall-clock numbers vary from run
@@ -178,16 +179,18 @@ def decode_throughput(batch: int, concurrent: bool, prompt_len: int, new_tokens:
     return tokens / model_s, tokens / step_s
 
 
-def decode_speedup(batches, repeats: int, prompt_len: int = 8, new_tokens: int = 24) -> dict:
+def decode_speedup(batches, repeats: int, prompt_len: int = 8, new_tokens: int = 24,
+                   dtype=np.float64) -> dict:
     """Per batch size, medians over ``repeats`` of the batched / one-at-a-time decode
     throughput of the numpy model (``speedup``) and of the whole scheduler step
     (``step_speedup``). Prompts of ``prompt_len`` tokens, ``new_tokens`` each: by default
     contexts of 9 to 32 tokens, the size of the book's workloads (prompts of 3 to 30 tokens).
     Longer contexts lower the speedup: every decode token reads its own context, which
-    batching does not share (as on a GPU)."""
+    batching does not share (as on a GPU). ``dtype``: the model's (float32 halves the bytes
+    each batched token moves; a lone token's step costs about the same in both)."""
     from cblab_src import TinyLLM
 
-    model = TinyLLM(seed=0)
+    model = TinyLLM(seed=0, dtype=dtype)
     curve = {}
     for b in batches:
         rows = []
@@ -285,6 +288,10 @@ def main(argv=None) -> int:
               f"whole step {row['step_speedup']:5.1f}x")
     print(f"decode_speedup     batch  32, contexts 65-96: model {long['speedup']:5.1f}x, "
           f"whole step {long['step_speedup']:5.1f}x")
+    f32 = decode_speedup((32,), repeats, dtype=np.float32)["32"]    # the same guarantee
+    results["decode_speedup_32_float32"] = f32
+    print(f"decode_speedup     batch  32, TinyLLM(dtype=np.float32): model "
+          f"{f32['speedup']:5.1f}x, whole step {f32['step_speedup']:5.1f}x")
     print(f"decode_speedup_32  {results['decode_speedup_32']:7.1f} x   "
           f"{verdict('decode_speedup_32', results['decode_speedup_32'])}")
 
