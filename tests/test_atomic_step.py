@@ -128,7 +128,7 @@ def run_with_faults(config: dict, case: int, injector: Injector, *, attention: b
     reqs = [s.add_request(r) for r in requests_for(specs_for(case), case)]
     cache = s.kv_cache
     injector.live = lambda: cache.has_checkpoint       # inside a step, before its commit
-    for name in ("try_extend", "admit", "free", "cache_full_blocks"):
+    for name in ("try_extend", "try_extend_decodes", "admit", "free", "cache_full_blocks"):
         injector.wrap(cache, name)
     if cache.layout == "paged":
         injector.wrap(cache, "write_slots")
