@@ -103,8 +103,7 @@ class BasicScheduler:
             for r, _, n, _ in self.work:
                 r.mark_computed(n)
             for r, row in zip(samplers, logits):
-                r.append_token(r.sample(row), self.step_count)
-                r.state = RequestState.DECODE
+                r.append_token(r.sample(row), self.step_count)     # it is now in DECODE
         finished += [r for r in samplers if r.is_done]
         for r in finished:
             self.finish(r)

@@ -4,7 +4,8 @@ A request owns its prompt, the tokens it has generated, how many of its tokens h
 K/V in the cache (``num_computed_tokens``), its sampling settings, and the step numbers the
 metrics need (``arrival_step``, ``token_steps``, ...: the latencies read from them, in steps or
 in milliseconds, are defined once, in :mod:`cblab_src.monitoring.metrics`). It knows nothing
-about batches or memory: the scheduler moves it between states.
+about batches or memory: the scheduler moves it between states (appending a sampled token
+makes it DECODE).
 
 A preempted request goes back to WAITING with ``num_computed_tokens = 0`` and keeps its
 generated tokens; when readmitted it prefills its prompt *and* those tokens again (recompute),
