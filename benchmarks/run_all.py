@@ -151,6 +151,21 @@ class _TimedModel:
         return out
 
 
+def decode_scheduler(model, batch: int, concurrent: bool, prompt_len: int, new_tokens: int):
+    """A scheduler holding ``batch`` requests of ``prompt_len`` random (seeded) prompt tokens and
+    ``new_tokens`` new ones, which decode together (``concurrent``) or one at a time
+    (``max_num_seqs=1``)."""
+    from cblab_src import Request, Scheduler
+
+    rng = np.random.default_rng(0)
+    sched = Scheduler(model, max_tokens_per_step=max(batch, prompt_len) * 2,
+                      prefill_chunk_size=prompt_len, max_num_seqs=None if concurrent else 1)
+    for i in range(batch):
+        sched.add_request(Request(i, rng.integers(0, model.vocab_size, prompt_len).tolist(),
+                                  new_tokens))
+    return sched
+
+
 def decode_throughput(batch: int, concurrent: bool, prompt_len: int, new_tokens: int,
                       model) -> tuple[float, float]:
     """Decode tokens per CPU-second of ``batch`` requests with ``TinyLLM``: all decoded
@@ -158,15 +173,8 @@ def decode_throughput(batch: int, concurrent: bool, prompt_len: int, new_tokens:
     (``max_num_seqs=1``). Only decode-only steps count. Returns ``(model, step)``: the
     model's ``forward_step`` alone, and the whole scheduler step (scheduling, batch layout,
     sampling and bookkeeping included)."""
-    from cblab_src import Request, Scheduler
-
-    rng = np.random.default_rng(0)
     timed = _TimedModel(model)
-    sched = Scheduler(timed, max_tokens_per_step=max(batch, prompt_len) * 2,
-                      prefill_chunk_size=prompt_len, max_num_seqs=None if concurrent else 1)
-    for i in range(batch):
-        sched.add_request(Request(i, rng.integers(0, model.vocab_size, prompt_len).tolist(),
-                                  new_tokens))
+    sched = decode_scheduler(timed, batch, concurrent, prompt_len, new_tokens)
     step_s, model_s, tokens = 0.0, 0.0, 0
     while sched.has_unfinished:
         before, start = timed.seconds, time.process_time()
