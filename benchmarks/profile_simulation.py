@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from part_timer import PartTimer  # noqa: E402
-from run_all import TARGETS  # noqa: E402  (also sets the BLAS threads)
+from run_all import TARGETS, sim_10k_knobs  # noqa: E402  (also sets the BLAS threads)
 
 from cblab_src import simulate  # noqa: E402
 from cblab_src.core import scheduler  # noqa: E402
@@ -29,7 +29,6 @@ from cblab_src.core.policies import decode_first  # noqa: E402
 from cblab_src.core.queues import RequestQueues  # noqa: E402
 from cblab_src.core.scheduler import Scheduler  # noqa: E402
 from cblab_src.core.step_plan import StepPlan  # noqa: E402
-from cblab_src.costmodel import kv_capacity_tokens  # noqa: E402
 from cblab_src.workloads import SHAREGPT, Workload, synthetic_workload  # noqa: E402
 
 # (where the function lives, its name, what the table calls it), in the order a step runs
@@ -62,9 +61,7 @@ def main(argv=None) -> int:
     timer = PartTimer()
     start = time.perf_counter()
     with timer.installed(PARTS):
-        run = simulate.simulate_schedule(workload, max_tokens_per_step=8192,
-                                         prefill_chunk_size=8192, max_num_seqs=256,
-                                         num_blocks=kv_capacity_tokens() // 16)
+        run = simulate.simulate_schedule(workload, **sim_10k_knobs())
     wall = time.perf_counter() - start
     steps, decodes = run.num_steps, sum(len(s.decode_ids) for s in run.history)
 

@@ -90,18 +90,25 @@ def slider_latency(repeats: int) -> tuple[dict[str, float], dict[str, float]]:
 
 
 # ---------------------------------------------------------------------- 10k requests
-def sim_10k(repeats: int) -> dict:
-    """Scheduling-only run of 10 000 ShareGPT-like requests (all at once) on an H200-sized KV
-    pool with vLLM's default limits (8192 tokens and 256 requests per step)."""
+def sim_10k_knobs() -> dict:
+    """The scheduler of the 10k run: an H200-sized KV pool with vLLM's default limits (8192
+    tokens and 256 requests per step)."""
     from cblab_src.costmodel import kv_capacity_tokens
+
+    return dict(max_tokens_per_step=8192, prefill_chunk_size=8192, max_num_seqs=256,
+                num_blocks=kv_capacity_tokens() // 16)
+
+
+def sim_10k(repeats: int) -> dict:
+    """Scheduling-only run of 10 000 ShareGPT-like requests (all at once) under
+    :func:`sim_10k_knobs`."""
     from cblab_src.simulate import simulate_schedule
     from cblab_src.workloads import SHAREGPT, synthetic_workload
 
     start = time.perf_counter()
     workload = synthetic_workload(10_000, SHAREGPT, seed=0)
     generate_s = time.perf_counter() - start
-    knobs = dict(max_tokens_per_step=8192, prefill_chunk_size=8192, max_num_seqs=256,
-                 num_blocks=kv_capacity_tokens() // 16)
+    knobs = sim_10k_knobs()
     runs = []
 
     def run():
